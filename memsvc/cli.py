@@ -1,0 +1,169 @@
+"""`memsvc` command line: serve, migrate, and admin operations for operators (no HTTP needed)."""
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import sys
+import uuid
+from typing import TYPE_CHECKING
+
+from memsvc.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+log = logging.getLogger("memsvc")
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The configured server, or the embedded one (started now if it is not running)."""
+    if settings.database_url:
+        return settings.database_url
+    from memsvc.core.embedded import start_embedded_postgres
+
+    return start_embedded_postgres(settings.data_dir)
+
+
+def ensure_admin_key(settings: Settings) -> Settings:
+    """With no MEMSVC_ADMIN_KEY on the embedded default, generate one once and keep it (mode 0600)."""
+    if settings.admin_key or not settings.embedded:
+        return settings
+    path = settings.data_dir / "admin_key"
+    if path.exists():
+        return settings.model_copy(update={"admin_key": path.read_text().strip()})
+    key = "msa_" + secrets.token_urlsafe(32)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    print(f"Generated admin key (shown once; stored in {path}):\n  {key}", flush=True)
+    return settings.model_copy(update={"admin_key": key})
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from memsvc.app import create_app
+    from memsvc.core.migrate import upgrade_to_head
+
+    settings = get_settings()
+    host, port = args.host or settings.host, args.port or settings.port
+    url = resolve_database_url(settings)
+    if settings.embedded or args.migrate:
+        upgrade_to_head(url)
+    settings = ensure_admin_key(settings)
+    if not settings.admin_key:
+        log.warning("MEMSVC_ADMIN_KEY is not set: admin routes (tenants, keys) will refuse every request")
+    where = f"embedded Postgres in {settings.data_dir}" if settings.embedded else "external Postgres"
+    print(f"memsvc serving on http://{host}:{port} ({where})", flush=True)
+    uvicorn.run(create_app(settings, url), host=host, port=port, log_level=args.log_level)
+    return 0
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    from memsvc.core.migrate import upgrade_to_head
+
+    upgrade_to_head(resolve_database_url(get_settings()))
+    print("database schema is at head")
+    return 0
+
+
+def _admin_session() -> "Session":
+    from memsvc.core.db import make_engine, make_session_factory
+    from memsvc.core.migrate import upgrade_to_head
+
+    settings = get_settings()
+    url = resolve_database_url(settings)
+    if settings.embedded:
+        upgrade_to_head(url)
+    return make_session_factory(make_engine(url, app_role=settings.app_role))()
+
+
+def _tenants_create(args: argparse.Namespace) -> int:
+    from memsvc.tenants import service
+    from memsvc.tenants.schemas import TenantPublic
+
+    with _admin_session() as db:
+        tenant = service.create_tenant(db, args.name)
+        db.commit()
+        print(TenantPublic.model_validate(tenant).model_dump_json())
+    return 0
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from memsvc.core.errors import NotFound
+    from memsvc.tenants import repository, service
+
+    with _admin_session() as db:
+        try:
+            tenant_id = uuid.UUID(args.tenant)
+        except ValueError:
+            tenant = repository.get_tenant_by_name(db, args.tenant)
+            if tenant is None:
+                raise NotFound(f"No tenant named {args.tenant!r}.") from None
+            tenant_id = tenant.id
+        created = service.create_key(db, tenant_id, args.name)
+        db.commit()
+        print(created.model_dump_json())
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from memsvc.tenants import service
+
+    with _admin_session() as db:
+        service.revoke_key(db, uuid.UUID(args.key_id))
+        db.commit()
+        print(json.dumps({"revoked": args.key_id}))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="memsvc", description="Long-term memory service for AI agents.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the REST API (embedded Postgres unless MEMSVC_DATABASE_URL)")
+    serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 8000)")
+    serve.add_argument(
+        "--migrate", action="store_true", help="apply migrations first (always done on the embedded default)"
+    )
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(run=_serve)
+
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(run=_migrate)
+
+    tenants = commands.add_parser("tenants", help="manage tenants").add_subparsers(dest="action", required=True)
+    create_tenant = tenants.add_parser("create", help="create a tenant")
+    create_tenant.add_argument("name")
+    create_tenant.set_defaults(run=_tenants_create)
+
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
+    create_key = keys.add_parser("create", help="create an API key for a tenant (id or name)")
+    create_key.add_argument("tenant")
+    create_key.add_argument("--name", default=None, help="label for the key")
+    create_key.set_defaults(run=_keys_create)
+    revoke_key = keys.add_parser("revoke", help="revoke an API key by id")
+    revoke_key.add_argument("key_id")
+    revoke_key.set_defaults(run=_keys_revoke)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    from memsvc.core.db import PgvectorMissing
+    from memsvc.core.errors import ServiceError
+
+    try:
+        result: int = args.run(args)
+        return result
+    except (PgvectorMissing, ServiceError) as exc:
+        print(f"memsvc: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

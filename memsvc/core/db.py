@@ -1,0 +1,106 @@
+"""Engine, sessions and the tenant context that Postgres row-level security reads."""
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+from memsvc.core.errors import ServiceUnavailable
+
+MIN_PGVECTOR = (0, 7)
+TENANT_SETTING = "memsvc.tenant_id"
+
+
+class PgvectorMissing(RuntimeError):
+    """The server lacks pgvector, or has one older than memsvc needs."""
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Accept plain libpq URLs (`postgresql://`, `postgres://`) and use the psycopg 3 driver for them."""
+    return re.sub(r"^(postgres|postgresql)(\+\w+)?://", "postgresql+psycopg://", url)
+
+
+def make_engine(url: str, app_role: str | None = None) -> Engine:
+    """An engine whose connections act as `app_role` (a non-owner role, so row-level security applies)."""
+    engine = create_engine(sqlalchemy_url(url), pool_pre_ping=True, pool_size=10, max_overflow=10)
+    if app_role:
+        role = app_role.replace('"', '""')
+
+        @event.listens_for(engine, "connect")
+        def _act_as_app_role(dbapi_conn: Any, _: Any) -> None:
+            with dbapi_conn.cursor() as cur:
+                cur.execute(f'SET ROLE "{role}"')
+            dbapi_conn.commit()
+
+    return engine
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    factory = sessionmaker(engine, expire_on_commit=False)
+
+    @event.listens_for(factory, "after_begin")
+    def _apply_tenant(session: Session, _: SessionTransaction, connection: Connection) -> None:
+        tenant_id = session.info.get("tenant_id")
+        if tenant_id is not None:
+            _set_tenant_setting(connection, tenant_id)
+
+    return factory
+
+
+def _set_tenant_setting(connection: Connection, tenant_id: uuid.UUID) -> None:
+    # Transaction-local, so a pooled connection never carries one tenant's context into another request.
+    connection.execute(
+        text("SELECT set_config(:name, :value, true)"), {"name": TENANT_SETTING, "value": str(tenant_id)}
+    )
+
+
+def bind_tenant(session: Session, tenant_id: uuid.UUID) -> None:
+    """Scope `session` to one tenant: this and every later transaction of it sees only that tenant's rows."""
+    session.info["tenant_id"] = tenant_id
+    if session.in_transaction():
+        _set_tenant_setting(session.connection(), tenant_id)
+
+
+@contextmanager
+def tenant_session(factory: sessionmaker[Session], tenant_id: uuid.UUID) -> Iterator[Session]:
+    with factory() as session:
+        session.info["tenant_id"] = tenant_id
+        yield session
+
+
+def pgvector_version(conn: Connection) -> tuple[int, ...] | None:
+    row = conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).first()
+    return _parse_version(row[0]) if row else None
+
+
+def available_pgvector_version(conn: Connection) -> tuple[int, ...] | None:
+    row = conn.execute(text("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'")).first()
+    return _parse_version(row[0]) if row and row[0] else None
+
+
+def require_pgvector(version: tuple[int, ...] | None, where: str) -> None:
+    wanted = ".".join(map(str, MIN_PGVECTOR))
+    if version is None:
+        raise PgvectorMissing(
+            f"pgvector is not {where} on this Postgres server; memsvc needs the `vector` extension >= {wanted} "
+            "(install pgvector, or unset MEMSVC_DATABASE_URL to use the embedded Postgres)."
+        )
+    if version < MIN_PGVECTOR:
+        found = ".".join(map(str, version))
+        raise PgvectorMissing(f"pgvector {found} is {where}, but memsvc needs >= {wanted} (halfvec, HNSW).")
+
+
+def _parse_version(value: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", value)[:3])
+
+
+def ping(engine: Engine) -> None:
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any driver error means "not reachable" to a readiness probe
+        raise ServiceUnavailable(f"database unreachable: {type(exc).__name__}") from exc

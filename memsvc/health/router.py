@@ -1,0 +1,34 @@
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from memsvc.core.db import ping
+from memsvc.core.errors import ServiceUnavailable, problem_responses
+from memsvc.core.migrate import current_revision, head_revision
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: str = Field(description="ok")
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ready")
+    migration: str | None = Field(description="Schema revision the database is at.")
+
+
+@router.get("/healthz", operation_id="health-live")
+def healthz() -> Health:
+    """The process is up."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", operation_id="health-ready", responses=problem_responses(ServiceUnavailable))
+def readyz(request: Request) -> Readiness:
+    """The database answers and its schema is at the code's migration head."""
+    engine = request.app.state.engine
+    ping(engine)
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise ServiceUnavailable(f"database schema at {current}, code expects {head}: run `memsvc migrate`")
+    return Readiness(status="ready", migration=current)

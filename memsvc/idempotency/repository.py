@@ -1,0 +1,29 @@
+import uuid
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from memsvc.models import IdempotencyRecord
+
+
+def lock_key(db: Session, tenant_id: uuid.UUID, key: str) -> None:
+    """Serialise concurrent requests carrying the same key (released at commit or rollback)."""
+    db.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 1))"), {"k": f"idem:{tenant_id}:{key}"})
+
+
+def find(db: Session, tenant_id: uuid.UUID, key: str) -> IdempotencyRecord | None:
+    return db.scalar(
+        select(IdempotencyRecord).where(IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key)
+    )
+
+
+def save(
+    db: Session, tenant_id: uuid.UUID, key: str, request_hash: str, status_code: int, response: dict[str, Any]
+) -> None:
+    db.add(
+        IdempotencyRecord(
+            tenant_id=tenant_id, key=key, request_hash=request_hash, status_code=status_code, response=response
+        )
+    )
+    db.flush()

@@ -1,0 +1,256 @@
+"""All SQL touching memories, their links and their history. Row-level security scopes every statement to
+the session's tenant; the explicit tenant filters below are the application's own first line."""
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from memsvc.models import Memory, MemoryLink, MemoryVersion
+
+INSERT_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class MemoryFilter:
+    """Which memories of a tenant a list, export, search or forget applies to."""
+
+    tenant_id: uuid.UUID
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    types: Sequence[str] = ()
+    occurred_after: datetime | None = None
+    occurred_before: datetime | None = None
+    metadata: dict[str, Any] | None = None
+    valid_at: datetime | None = None
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        query = query.where(Memory.tenant_id == self.tenant_id)
+        if self.user_id is not None:
+            query = query.where(Memory.user_id == self.user_id)
+        if self.agent_id is not None:
+            query = query.where(Memory.agent_id == self.agent_id)
+        if self.session_id is not None:
+            query = query.where(Memory.session_id == self.session_id)
+        if self.types:
+            query = query.where(Memory.type.in_(list(self.types)))
+        if self.occurred_after is not None:
+            query = query.where(Memory.occurred_at >= self.occurred_after)
+        if self.occurred_before is not None:
+            query = query.where(Memory.occurred_at < self.occurred_before)
+        if self.metadata:
+            query = query.where(Memory.metadata_.contains(self.metadata))
+        if self.valid_at is not None:
+            query = query.where(
+                (Memory.valid_from.is_(None) | (Memory.valid_from <= self.valid_at))
+                & (Memory.valid_to.is_(None) | (Memory.valid_to > self.valid_at))
+            )
+        return query
+
+
+def get(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, *, for_update: bool = False) -> Memory | None:
+    query = select(Memory).where(Memory.tenant_id == tenant_id, Memory.id == memory_id)
+    if for_update:
+        query = query.with_for_update()
+    return db.scalar(query)
+
+
+def get_many(db: Session, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> list[Memory]:
+    if not ids:
+        return []
+    return list(
+        db.scalars(select(Memory).where(Memory.tenant_id == tenant_id, Memory.id.in_(list(ids))).order_by(Memory.seq))
+    )
+
+
+def existing_ids(db: Session, tenant_id: uuid.UUID, ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    wanted = list(set(ids))
+    if not wanted:
+        return set()
+    return set(db.scalars(select(Memory.id).where(Memory.tenant_id == tenant_id, Memory.id.in_(wanted))))
+
+
+def ids_by_hash(db: Session, tenant_id: uuid.UUID, hashes: Iterable[str]) -> dict[str, uuid.UUID]:
+    wanted = list(set(hashes))
+    if not wanted:
+        return {}
+    rows = db.execute(
+        select(Memory.content_hash, Memory.id).where(Memory.tenant_id == tenant_id, Memory.content_hash.in_(wanted))
+    )
+    return {h: i for h, i in rows.tuples()}
+
+
+def lock_session_turns(db: Session, tenant_id: uuid.UUID, session_id: str) -> None:
+    """Serialise turn numbering of one session across concurrent writers (released at commit)."""
+    db.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"turns:{tenant_id}:{session_id}"})
+
+
+def next_turn_index(db: Session, tenant_id: uuid.UUID, session_id: str) -> int:
+    last = db.scalar(
+        select(func.max(Memory.turn_index)).where(Memory.tenant_id == tenant_id, Memory.session_id == session_id)
+    )
+    return 0 if last is None else last + 1
+
+
+def insert_new(db: Session, rows: list[dict[str, Any]]) -> dict[str, uuid.UUID]:
+    """Insert rows, skipping any whose content hash the tenant already has; returns hash → id of those inserted."""
+    if not rows:
+        return {}
+    result = db.execute(
+        insert(Memory)
+        .values(rows)
+        .on_conflict_do_nothing(constraint="uq_memories_tenant_content_hash")
+        .returning(Memory.content_hash, Memory.id)
+    )
+    return {h: i for h, i in result.tuples()}
+
+
+def insert_preserving_ids(db: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+    """Insert rows with their own ids (import); rows whose id or content is already stored are skipped."""
+    inserted: set[uuid.UUID] = set()
+    # Postgres takes at most 65535 bind parameters per statement.
+    for start in range(0, len(rows), INSERT_CHUNK):
+        chunk = rows[start : start + INSERT_CHUNK]
+        result = db.execute(insert(Memory).values(chunk).on_conflict_do_nothing().returning(Memory.id))
+        inserted.update(result.scalars())
+    return inserted
+
+
+def add_links(db: Session, tenant_id: uuid.UUID, pairs: Iterable[tuple[uuid.UUID, uuid.UUID, str]]) -> int:
+    rows = [{"tenant_id": tenant_id, "source_id": s, "derived_id": d, "relation": r} for s, d, r in pairs]
+    if not rows:
+        return 0
+    result = db.execute(insert(MemoryLink).values(rows).on_conflict_do_nothing().returning(MemoryLink.source_id))
+    return len(result.all())
+
+
+def source_ids_of(
+    db: Session, tenant_id: uuid.UUID, derived_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    found: dict[uuid.UUID, list[uuid.UUID]] = {}
+    if not derived_ids:
+        return found
+    rows = db.execute(
+        select(MemoryLink.derived_id, MemoryLink.source_id)
+        .where(
+            MemoryLink.tenant_id == tenant_id,
+            MemoryLink.derived_id.in_(list(derived_ids)),
+            MemoryLink.relation == "evidence",
+        )
+        .order_by(MemoryLink.derived_id, MemoryLink.source_id)
+    )
+    for derived, source in rows.tuples():
+        found.setdefault(derived, []).append(source)
+    return found
+
+
+def links_of(
+    db: Session, tenant_id: uuid.UUID, derived_ids: Sequence[uuid.UUID]
+) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
+    if not derived_ids:
+        return []
+    rows = db.execute(
+        select(MemoryLink.source_id, MemoryLink.derived_id, MemoryLink.relation).where(
+            MemoryLink.tenant_id == tenant_id, MemoryLink.derived_id.in_(list(derived_ids))
+        )
+    )
+    return list(rows.tuples())
+
+
+def close_validity(db: Session, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID], at: datetime) -> None:
+    if ids:
+        db.execute(
+            update(Memory)
+            .where(Memory.tenant_id == tenant_id, Memory.id.in_(list(ids)), Memory.valid_to.is_(None))
+            .values(valid_to=at, updated_at=func.now())
+        )
+
+
+def add_versions(db: Session, tenant_id: uuid.UUID, versions: Iterable[dict[str, Any]]) -> None:
+    rows = [{"tenant_id": tenant_id, **v} for v in versions]
+    if rows:
+        db.execute(insert(MemoryVersion).values(rows).on_conflict_do_nothing())
+
+
+def versions_of(db: Session, tenant_id: uuid.UUID, memory_ids: Sequence[uuid.UUID]) -> list[MemoryVersion]:
+    if not memory_ids:
+        return []
+    return list(
+        db.scalars(
+            select(MemoryVersion)
+            .where(MemoryVersion.tenant_id == tenant_id, MemoryVersion.memory_id.in_(list(memory_ids)))
+            .order_by(MemoryVersion.memory_id, MemoryVersion.version)
+        )
+    )
+
+
+def page(db: Session, where: MemoryFilter, *, after_seq: int | None, limit: int, ascending: bool) -> list[Memory]:
+    query = where.apply(select(Memory))
+    if after_seq is not None:
+        query = query.where(Memory.seq > after_seq if ascending else Memory.seq < after_seq)
+    query = query.order_by(Memory.seq.asc() if ascending else Memory.seq.desc()).limit(limit)
+    return list(db.scalars(query))
+
+
+def delete_one(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> bool:
+    result = db.execute(delete(Memory).where(Memory.tenant_id == tenant_id, Memory.id == memory_id))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def scope_and_derived_ids(db: Session, where: MemoryFilter) -> tuple[list[uuid.UUID], int]:
+    """Ids of the memories in scope plus every memory derived from them (transitively); and how many of
+    them were reached only through derivation."""
+    in_scope = list(db.scalars(where.apply(select(Memory.id))))
+    if not in_scope:
+        return [], 0
+    derived = db.execute(
+        text("""
+            WITH RECURSIVE reach(id) AS (
+                SELECT unnest(CAST(:ids AS uuid[]))
+              UNION
+                SELECT l.derived_id FROM memory_links l JOIN reach r ON l.source_id = r.id
+                WHERE l.tenant_id = :tenant_id
+            )
+            SELECT id FROM reach
+        """),
+        {"ids": in_scope, "tenant_id": where.tenant_id},
+    ).scalars()
+    everything = list(set(derived))
+    return everything, len(everything) - len(in_scope)
+
+
+def count_links_touching(db: Session, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> int:
+    return (
+        db.scalar(
+            select(func.count())
+            .select_from(MemoryLink)
+            .where(
+                MemoryLink.tenant_id == tenant_id,
+                MemoryLink.source_id.in_(list(ids)) | MemoryLink.derived_id.in_(list(ids)),
+            )
+        )
+        or 0
+    )
+
+
+def count_versions(db: Session, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> int:
+    return (
+        db.scalar(
+            select(func.count())
+            .select_from(MemoryVersion)
+            .where(MemoryVersion.tenant_id == tenant_id, MemoryVersion.memory_id.in_(list(ids)))
+        )
+        or 0
+    )
+
+
+def delete_many(db: Session, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> int:
+    """Delete memories; their links and history go with them (ON DELETE CASCADE)."""
+    result = db.execute(delete(Memory).where(Memory.tenant_id == tenant_id, Memory.id.in_(list(ids))))
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,338 @@
+"""Memory rules: dedupe, turn order, evidence links, versioning, forgetting. No HTTP and no commits here:
+the request (or task) boundary commits."""
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+from sqlalchemy import func
+from sqlalchemy.orm import Session
+
+from memsvc.core.errors import Conflict, NotFound, Unprocessable
+from memsvc.memories import repository
+from memsvc.memories.repository import MemoryFilter
+from memsvc.memories.schemas import (
+    ForgetReport,
+    MemoryCreate,
+    MemoryHistory,
+    MemoryList,
+    MemoryPublic,
+    MemoryType,
+    MemoryUpdate,
+    MemoryVersionPublic,
+    WriteResponse,
+    WriteResult,
+    WriteStatus,
+)
+from memsvc.models import Memory
+
+
+class TextEmbedder(Protocol):
+    model_id: str
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+def embedding_text(
+    content: str,
+    *,
+    speaker: str | None = None,
+    title: str | None = None,
+    trigger: str | None = None,
+    steps: Sequence[str] | None = None,
+) -> str:
+    """What gets embedded: the content with the context that makes it findable (a procedure's title,
+    trigger and steps; a turn's speaker). The stored content stays exactly as written."""
+    parts = [p for p in (title, f"When to use: {trigger}" if trigger else None) if p]
+    parts.append(f"{speaker}: {content}" if speaker else content)
+    if steps:
+        parts.append("Steps: " + "; ".join(steps))
+    return "\n".join(parts)
+
+
+def _embedding_text_of(memory: Memory) -> str:
+    return embedding_text(
+        memory.content, speaker=memory.speaker, title=memory.title, trigger=memory.trigger, steps=memory.steps
+    )
+
+
+def content_hash(
+    *,
+    user_id: str | None,
+    agent_id: str | None,
+    session_id: str | None,
+    type: str,
+    content: str,
+    discriminator: str = "",
+) -> str:
+    """Identity of a memory for exact-duplicate detection: same scope, same type, same text."""
+    payload = json.dumps([user_id, agent_id, session_id, type, content, discriminator], ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _dialogue_discriminator(item: MemoryCreate) -> str:
+    # Two identical turns ("ok", "thanks") are different events unless their timestamp says they are the same
+    # turn sent twice, so an untimed turn never dedupes.
+    when = item.occurred_at.isoformat() if item.occurred_at else uuid.uuid4().hex
+    return f"{item.role}|{item.speaker}|{when}"
+
+
+def snapshot(memory: Memory) -> dict[str, Any]:
+    """The memory's fields as JSON, as kept in its history."""
+    public = MemoryPublic.model_validate(memory).model_dump(mode="json", exclude={"source_ids"})
+    return public
+
+
+def to_public(db: Session, tenant_id: uuid.UUID, memories: Sequence[Memory]) -> list[MemoryPublic]:
+    sources = repository.source_ids_of(db, tenant_id, [m.id for m in memories])
+    return [MemoryPublic.model_validate(m).model_copy(update={"source_ids": sources.get(m.id, [])}) for m in memories]
+
+
+def create_memories(
+    db: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCreate], embedder: TextEmbedder
+) -> WriteResponse:
+    """Store memories; exact duplicates in the same scope return the existing id instead of a new row."""
+    now = datetime.now(UTC)
+    referenced = {i for item in items for i in (*item.source_ids, *item.supersedes)}
+    missing = referenced - repository.existing_ids(db, tenant_id, referenced)
+    if missing:
+        raise Unprocessable(f"Unknown source or superseded memory id(s): {', '.join(sorted(map(str, missing)))}.")
+
+    hashes = [
+        content_hash(
+            user_id=i.user_id,
+            agent_id=i.agent_id,
+            session_id=i.session_id,
+            type=i.type.value,
+            content=i.content,
+            discriminator=_dialogue_discriminator(i) if i.type is MemoryType.dialogue else "",
+        )
+        for i in items
+    ]
+    known = repository.ids_by_hash(db, tenant_id, hashes)
+
+    new_positions: list[int] = []
+    seen: set[str] = set(known)
+    for pos, h in enumerate(hashes):
+        if h not in seen:
+            seen.add(h)
+            new_positions.append(pos)
+
+    turn_indexes = _assign_turns(db, tenant_id, [items[p] for p in new_positions])
+    vectors = embedder.embed(
+        [
+            embedding_text(
+                items[p].content,
+                speaker=items[p].speaker,
+                title=items[p].title,
+                trigger=items[p].trigger,
+                steps=items[p].steps,
+            )
+            for p in new_positions
+        ]
+    )
+    rows = [
+        _row(tenant_id, items[p], hashes[p], vectors[n], embedder.model_id, turn_indexes[n], now)
+        for n, p in enumerate(new_positions)
+    ]
+    inserted = repository.insert_new(db, rows)
+    # A concurrent writer may have stored the same hash between our lookup and insert: it is a duplicate.
+    raced = [h for h in (hashes[p] for p in new_positions) if h not in inserted]
+    known.update(repository.ids_by_hash(db, tenant_id, raced))
+
+    created_ids = list(inserted.values())
+    _record_versions(db, tenant_id, created_ids, change="created")
+    links: list[tuple[uuid.UUID, uuid.UUID, str]] = []
+    for item, h in zip(items, hashes, strict=True):
+        if h in inserted:
+            links += [(s, inserted[h], "evidence") for s in item.source_ids]
+            links += [(s, inserted[h], "supersedes") for s in item.supersedes]
+            repository.close_validity(db, tenant_id, item.supersedes, item.valid_from or now)
+    repository.add_links(db, tenant_id, links)
+
+    results: list[WriteResult] = []
+    reported_new: set[str] = set()
+    for h in hashes:
+        if h in inserted and h not in reported_new:
+            reported_new.add(h)
+            results.append(WriteResult(id=inserted[h], status=WriteStatus.created))
+        else:
+            results.append(WriteResult(id=inserted.get(h) or known[h], status=WriteStatus.duplicate))
+    return WriteResponse(results=results, created=len(inserted), duplicates=len(items) - len(inserted))
+
+
+def _assign_turns(db: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCreate]) -> list[int | None]:
+    next_index: dict[str, int] = {}
+    assigned: list[int | None] = []
+    for item in items:
+        if item.type is not MemoryType.dialogue or item.session_id is None:
+            assigned.append(None)
+            continue
+        if item.session_id not in next_index:
+            repository.lock_session_turns(db, tenant_id, item.session_id)
+            next_index[item.session_id] = repository.next_turn_index(db, tenant_id, item.session_id)
+        assigned.append(next_index[item.session_id])
+        next_index[item.session_id] += 1
+    return assigned
+
+
+def _row(
+    tenant_id: uuid.UUID,
+    item: MemoryCreate,
+    digest: str,
+    vector: np.ndarray,
+    model_id: str,
+    turn_index: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "tenant_id": tenant_id,
+        "user_id": item.user_id,
+        "agent_id": item.agent_id,
+        "session_id": item.session_id,
+        "type": item.type.value,
+        "content": item.content,
+        "metadata_": item.metadata,
+        "occurred_at": item.occurred_at or now,
+        "valid_from": item.valid_from,
+        "valid_to": item.valid_to,
+        "content_hash": digest,
+        "role": item.role.value if item.role else None,
+        "speaker": item.speaker,
+        "turn_index": turn_index,
+        "title": item.title,
+        "steps": item.steps,
+        "trigger": item.trigger,
+        "embedding": vector,
+        "embedding_model": model_id,
+        "embedding_status": "done",
+    }
+
+
+def _record_versions(db: Session, tenant_id: uuid.UUID, memory_ids: Sequence[uuid.UUID], change: str) -> None:
+    repository.add_versions(
+        db,
+        tenant_id,
+        [
+            {"memory_id": m.id, "version": m.version, "change": change, "snapshot": snapshot(m)}
+            for m in repository.get_many(db, tenant_id, memory_ids)
+        ],
+    )
+
+
+def get_memory(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> MemoryPublic:
+    memory = repository.get(db, tenant_id, memory_id)
+    if memory is None:
+        raise NotFound(f"No memory {memory_id}.")
+    return to_public(db, tenant_id, [memory])[0]
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": seq}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["after"]
+    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
+        raise Unprocessable("The cursor is not one this API returned.") from exc
+    if not isinstance(value, int):
+        raise Unprocessable("The cursor is not one this API returned.")
+    return value
+
+
+def list_memories(db: Session, where: MemoryFilter, *, cursor: str | None, limit: int, ascending: bool) -> MemoryList:
+    after = decode_cursor(cursor) if cursor else None
+    rows = repository.page(db, where, after_seq=after, limit=limit + 1, ascending=ascending)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return MemoryList(
+        data=to_public(db, where.tenant_id, rows),
+        count=len(rows),
+        next_cursor=encode_cursor(rows[-1].seq) if more else None,
+    )
+
+
+_REEMBED_FIELDS = {"content", "speaker", "title", "trigger", "steps"}
+
+
+def update_memory(
+    db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, patch: MemoryUpdate, embedder: TextEmbedder
+) -> MemoryPublic:
+    """Apply a PATCH as a new version; changed text is re-embedded."""
+    memory = repository.get(db, tenant_id, memory_id, for_update=True)
+    if memory is None:
+        raise NotFound(f"No memory {memory_id}.")
+    changes = patch.model_dump(include=patch.model_fields_set)
+    for field, value in changes.items():
+        setattr(memory, "metadata_" if field == "metadata" else field, value)
+    if memory.valid_from and memory.valid_to and memory.valid_to < memory.valid_from:
+        raise Unprocessable("valid_to must not be before valid_from.")
+
+    if "content" in changes or memory.type == MemoryType.dialogue.value:
+        discriminator = (
+            f"{memory.role}|{memory.speaker}|{memory.occurred_at.isoformat()}|{memory.id}"
+            if memory.type == MemoryType.dialogue.value
+            else ""
+        )
+        digest = content_hash(
+            user_id=memory.user_id,
+            agent_id=memory.agent_id,
+            session_id=memory.session_id,
+            type=memory.type,
+            content=memory.content,
+            discriminator=discriminator,
+        )
+        holder = repository.ids_by_hash(db, tenant_id, [digest]).get(digest)
+        if holder is not None and holder != memory.id:
+            raise Conflict(f"Memory {holder} in the same scope already has this content.")
+        memory.content_hash = digest
+    if _REEMBED_FIELDS & changes.keys():
+        memory.embedding = embedder.embed([_embedding_text_of(memory)])[0]
+        memory.embedding_model = embedder.model_id
+        memory.embedding_status = "done"
+    memory.version += 1
+    memory.updated_at = func.now()
+    db.flush()
+    db.refresh(memory)
+    repository.add_versions(
+        db,
+        tenant_id,
+        [{"memory_id": memory.id, "version": memory.version, "change": "updated", "snapshot": snapshot(memory)}],
+    )
+    return to_public(db, tenant_id, [memory])[0]
+
+
+def delete_memory(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> None:
+    if not repository.delete_one(db, tenant_id, memory_id):
+        raise NotFound(f"No memory {memory_id}.")
+
+
+def history(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> MemoryHistory:
+    if repository.get(db, tenant_id, memory_id) is None:
+        raise NotFound(f"No memory {memory_id}.")
+    versions = [
+        MemoryVersionPublic(version=v.version, change=v.change, changed_at=v.changed_at, memory=v.snapshot)
+        for v in repository.versions_of(db, tenant_id, [memory_id])
+    ]
+    return MemoryHistory(data=versions, count=len(versions))
+
+
+def forget(db: Session, where: MemoryFilter) -> ForgetReport:
+    """Delete a scope: its memories, everything derived from them, their links, history and embeddings."""
+    if where.user_id is None and where.agent_id is None and where.session_id is None:
+        raise Unprocessable("Name the scope to forget: user_id, agent_id or session_id.")
+    ids, derived = repository.scope_and_derived_ids(db, where)
+    if not ids:
+        return ForgetReport(memories=0, derived=0, links=0, versions=0)
+    links = repository.count_links_touching(db, where.tenant_id, ids)
+    versions = repository.count_versions(db, where.tenant_id, ids)
+    deleted = repository.delete_many(db, where.tenant_id, ids)
+    return ForgetReport(memories=deleted, derived=derived, links=links, versions=versions)

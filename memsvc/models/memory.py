@@ -1,0 +1,119 @@
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pgvector.sqlalchemy import HALFVEC
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from memsvc.models.base import EMBEDDING_DIM, Base
+
+MEMORY_TYPES = ("episodic", "dialogue", "semantic", "procedural")
+EMBEDDING_STATUSES = ("pending", "done", "failed")
+
+
+class Memory(Base):
+    __tablename__ = "memories"
+    __table_args__ = (
+        CheckConstraint(f"type IN {MEMORY_TYPES}", name="type_known"),
+        CheckConstraint(f"embedding_status IN {EMBEDDING_STATUSES}", name="embedding_status_known"),
+        CheckConstraint("user_id IS NOT NULL OR agent_id IS NOT NULL OR session_id IS NOT NULL", name="has_scope"),
+        # Exact duplicates in the same scope are stored once: the hash covers scope, type and content.
+        UniqueConstraint("tenant_id", "content_hash", name="uq_memories_tenant_content_hash"),
+        Index("ix_memories_tenant_user", "tenant_id", "user_id"),
+        Index("ix_memories_tenant_agent", "tenant_id", "agent_id"),
+        Index("ix_memories_tenant_session_turn", "tenant_id", "session_id", "turn_index"),
+        Index("ix_memories_tenant_seq", "tenant_id", "seq"),
+        Index(
+            "ix_memories_embedding_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"embedding": "halfvec_cosine_ops"},
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    # Insertion order: stable cursor pagination and turn order within one write.
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    user_id: Mapped[str | None] = mapped_column(String(256))
+    agent_id: Mapped[str | None] = mapped_column(String(256))
+    session_id: Mapped[str | None] = mapped_column(String(256))
+    type: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, server_default="{}")
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    valid_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+    # dialogue turns
+    role: Mapped[str | None] = mapped_column(String(32))
+    speaker: Mapped[str | None] = mapped_column(String(256))
+    turn_index: Mapped[int | None] = mapped_column(Integer)
+    # procedural memories
+    title: Mapped[str | None] = mapped_column(String(512))
+    steps: Mapped[list[str] | None] = mapped_column(JSONB)
+    trigger: Mapped[str | None] = mapped_column(Text)
+
+    embedding: Mapped[Any | None] = mapped_column(HALFVEC(EMBEDDING_DIM))
+    embedding_model: Mapped[str | None] = mapped_column(String(200))
+    embedding_status: Mapped[str] = mapped_column(String(16), server_default="pending")
+
+
+class MemoryLink(Base):
+    """Evidence link: `derived_id` (a summary, an extracted fact) came from `source_id`."""
+
+    __tablename__ = "memory_links"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    source_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("memories.id", ondelete="CASCADE"), primary_key=True)
+    derived_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("memories.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    relation: Mapped[str] = mapped_column(String(32), server_default="evidence")
+
+
+class MemoryVersion(Base):
+    """One snapshot per create and per PATCH: the memory's history."""
+
+    __tablename__ = "memory_versions"
+    __table_args__ = (UniqueConstraint("memory_id", "version", name="uq_memory_versions_memory_version"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    memory_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("memories.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    change: Mapped[str] = mapped_column(String(16))
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class IdempotencyRecord(Base):
+    """The first answer to a write sent with an `Idempotency-Key`, replayed to its retries."""
+
+    __tablename__ = "idempotency_records"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

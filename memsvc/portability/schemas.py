@@ -1,0 +1,27 @@
+import uuid
+
+from pydantic import BaseModel, Field
+
+from memsvc.memories.schemas import MemoryPublic, MemoryVersionPublic
+
+
+class ExportedLink(BaseModel):
+    source_id: uuid.UUID = Field(description="Memory this one was derived from.")
+    relation: str = Field(description="evidence or supersedes.")
+
+
+class ExportRecord(MemoryPublic):
+    """One NDJSON line of an export: a memory with everything needed to restore it exactly."""
+
+    content_hash: str | None = Field(default=None, description="Dedupe identity (kept so re-import dedupes).")
+    embedding: list[float] | None = Field(default=None, description="Stored embedding (float16 values).")
+    links: list[ExportedLink] = Field(default_factory=list, description="Incoming links (sources).")
+    versions: list[MemoryVersionPublic] = Field(default_factory=list, description="History, oldest first.")
+
+
+class ImportReport(BaseModel):
+    imported: int = Field(description="Memories restored.")
+    skipped: int = Field(description="Lines whose memory (same id or same content in scope) already existed.")
+    links: int = Field(description="Evidence links restored.")
+    versions: int = Field(description="History versions restored.")
+    reembedded: int = Field(description="Memories embedded anew (no stored embedding from the current model).")

@@ -1,0 +1,175 @@
+"""Export a tenant's memories as NDJSON and import them back losslessly (ids, history, links, embeddings)."""
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+from sqlalchemy.orm import Session, sessionmaker
+
+from memsvc.core.db import tenant_session
+from memsvc.core.errors import Unprocessable
+from memsvc.memories import repository
+from memsvc.memories.repository import MemoryFilter
+from memsvc.memories.schemas import MemoryCreate, MemoryPublic
+from memsvc.memories.service import TextEmbedder, content_hash, embedding_text, snapshot
+from memsvc.models import EMBEDDING_DIM
+from memsvc.portability.schemas import ExportedLink, ExportRecord, ImportReport
+
+EXPORT_PAGE = 500
+
+
+def export_lines(factory: sessionmaker[Session], where: MemoryFilter) -> Iterator[str]:
+    """NDJSON lines, oldest memory first; reads page by page in its own tenant-scoped session."""
+    after: int | None = None
+    while True:
+        with tenant_session(factory, where.tenant_id) as db:
+            page = repository.page(db, where, after_seq=after, limit=EXPORT_PAGE, ascending=True)
+            if not page:
+                return
+            ids = [m.id for m in page]
+            links: dict[uuid.UUID, list[ExportedLink]] = {}
+            for source, derived, relation in repository.links_of(db, where.tenant_id, ids):
+                links.setdefault(derived, []).append(ExportedLink(source_id=source, relation=relation))
+            versions: dict[uuid.UUID, list[dict[str, Any]]] = {}
+            for v in repository.versions_of(db, where.tenant_id, ids):
+                versions.setdefault(v.memory_id, []).append(
+                    {"version": v.version, "change": v.change, "changed_at": v.changed_at, "memory": v.snapshot}
+                )
+            for memory in page:
+                record = ExportRecord.model_validate(
+                    {
+                        **MemoryPublic.model_validate(memory).model_dump(),
+                        "content_hash": memory.content_hash,
+                        "embedding": _vector_values(memory.embedding),
+                        "links": links.get(memory.id, []),
+                        "versions": versions.get(memory.id, []),
+                    }
+                )
+                yield record.model_dump_json() + "\n"
+            after = page[-1].seq
+
+
+def _vector_values(vector: Any) -> list[float] | None:
+    if vector is None:
+        return None
+    values = vector.to_list() if hasattr(vector, "to_list") else list(vector)
+    return [float(v) for v in values]
+
+
+def parse_lines(body: bytes) -> list[ExportRecord]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Unprocessable("The import body is not UTF-8 text.") from exc
+    records: list[ExportRecord] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = ExportRecord.model_validate_json(line)
+            # The same rules as a fresh write: scope present, content non-empty and within the size limit.
+            MemoryCreate(
+                type=record.type,
+                content=record.content,
+                user_id=record.user_id,
+                agent_id=record.agent_id,
+                session_id=record.session_id,
+                steps=record.steps,
+                valid_from=record.valid_from,
+                valid_to=record.valid_to,
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            raise Unprocessable(f"line {number}: {where + ': ' if where else ''}{first.get('msg')}") from exc
+        if record.embedding is not None and len(record.embedding) != EMBEDDING_DIM:
+            raise Unprocessable(f"line {number}: embedding must have {EMBEDDING_DIM} values")
+        records.append(record)
+    if not records:
+        raise Unprocessable("The import body holds no NDJSON records.")
+    return records
+
+
+def import_records(
+    db: Session, tenant_id: uuid.UUID, records: list[ExportRecord], embedder: TextEmbedder
+) -> ImportReport:
+    """Restore exported memories with their ids; ones already stored (same id or same content) are skipped."""
+    stale = [r for r in records if r.embedding is None or r.embedding_model != embedder.model_id]
+    fresh = embedder.embed(
+        [embedding_text(r.content, speaker=r.speaker, title=r.title, trigger=r.trigger, steps=r.steps) for r in stale]
+    )
+    new_vectors = {r.id: fresh[n] for n, r in enumerate(stale)}
+    rows = [_row(tenant_id, r, new_vectors.get(r.id), embedder.model_id) for r in records]
+    inserted = repository.insert_preserving_ids(db, rows)
+
+    present = repository.existing_ids(db, tenant_id, {link.source_id for r in records for link in r.links})
+    links = [
+        (link.source_id, r.id, link.relation)
+        for r in records
+        if r.id in inserted
+        for link in r.links
+        if link.source_id in present | inserted
+    ]
+    link_count = repository.add_links(db, tenant_id, links)
+    versions = [
+        {"memory_id": r.id, "version": v.version, "change": v.change, "changed_at": v.changed_at, "snapshot": v.memory}
+        for r in records
+        if r.id in inserted
+        for v in r.versions
+    ]
+    repository.add_versions(db, tenant_id, versions)
+    unversioned = [r.id for r in records if r.id in inserted and not r.versions]
+    repository.add_versions(
+        db,
+        tenant_id,
+        [
+            {"memory_id": m.id, "version": m.version, "change": "imported", "snapshot": snapshot(m)}
+            for m in repository.get_many(db, tenant_id, unversioned)
+        ],
+    )
+    return ImportReport(
+        imported=len(inserted),
+        skipped=len(records) - len(inserted),
+        links=link_count,
+        versions=len(versions),
+        reembedded=sum(1 for r in stale if r.id in inserted),
+    )
+
+
+def _row(tenant_id: uuid.UUID, r: ExportRecord, vector: np.ndarray | None, model_id: str) -> dict[str, Any]:
+    digest = r.content_hash or content_hash(
+        user_id=r.user_id,
+        agent_id=r.agent_id,
+        session_id=r.session_id,
+        type=r.type.value,
+        content=r.content,
+        discriminator=f"imported|{r.id}",
+    )
+    return {
+        "id": r.id,
+        "tenant_id": tenant_id,
+        "user_id": r.user_id,
+        "agent_id": r.agent_id,
+        "session_id": r.session_id,
+        "type": r.type.value,
+        "content": r.content,
+        "metadata_": r.metadata,
+        "occurred_at": r.occurred_at,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+        "valid_from": r.valid_from,
+        "valid_to": r.valid_to,
+        "version": r.version,
+        "content_hash": digest,
+        "role": r.role.value if r.role else None,
+        "speaker": r.speaker,
+        "turn_index": r.turn_index,
+        "title": r.title,
+        "steps": r.steps,
+        "trigger": r.trigger,
+        "embedding": np.asarray(r.embedding, dtype=np.float32) if vector is None else vector,
+        "embedding_model": model_id if vector is not None else r.embedding_model,
+        "embedding_status": "done",
+    }

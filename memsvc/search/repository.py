@@ -1,0 +1,32 @@
+"""Dense vector search in SQL (pgvector HNSW over halfvec, cosine distance)."""
+
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from memsvc.memories.repository import MemoryFilter
+from memsvc.models import Memory
+
+
+def nearest(db: Session, where: MemoryFilter, query_vector: np.ndarray, top_k: int) -> list[tuple[Memory, float]]:
+    """The `top_k` memories closest to `query_vector` among those `where` selects, with cosine similarity."""
+    # Iterative index scans keep reading the HNSW graph until enough rows pass the tenant/scope filters
+    # (pgvector >= 0.8); relaxed order is restored by the outer ORDER BY on the exact distance.
+    db.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+    db.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(max(40, 2 * top_k))})
+    distance = Memory.embedding.cosine_distance(query_vector).label("distance")
+    candidates = (
+        where.apply(select(Memory.id.label("id"), distance))
+        .where(Memory.embedding.is_not(None))
+        .order_by(distance)
+        .limit(top_k)
+        .subquery()
+    )
+    rows: Any = db.execute(
+        select(Memory, candidates.c.distance)
+        .join(candidates, Memory.id == candidates.c.id)
+        .order_by(candidates.c.distance, Memory.seq)
+    ).tuples()
+    return [(memory, 1.0 - float(dist)) for memory, dist in rows]

@@ -1,0 +1,47 @@
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from memsvc.memories.schemas import MemoryPublic, MemoryType, ScopeId, Timestamp, _as_utc
+
+MAX_TOP_K = 100
+
+
+def _check_query(value: str) -> str:
+    if not value.strip():
+        raise ValueError("query must not be empty or only whitespace")
+    return value
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: Annotated[str, AfterValidator(_check_query)] = Field(
+        max_length=8192, description="What to look for, in natural language."
+    )
+    top_k: int = Field(default=10, ge=1, le=MAX_TOP_K, description="How many hits to return (1–100).")
+    user_id: ScopeId | None = Field(default=None, description="Only this user's memories.")
+    agent_id: ScopeId | None = Field(default=None, description="Only this agent's memories.")
+    session_id: ScopeId | None = Field(default=None, description="Only this session's memories.")
+    types: list[MemoryType] | None = Field(default=None, description="Only these memory types.")
+    filters: dict[str, Any] | None = Field(
+        default=None, description="Metadata equality: hits' metadata must contain this JSON object."
+    )
+    occurred_after: Timestamp | None = Field(default=None, description="Event time ≥ this.")
+    occurred_before: Timestamp | None = Field(default=None, description="Event time < this.")
+    as_of: Annotated[datetime | None, AfterValidator(_as_utc)] = Field(
+        default=None, description="Only memories valid at this time (default: now)."
+    )
+    include_expired: bool = Field(
+        default=False, description="Also return memories whose validity ended (superseded facts)."
+    )
+
+
+class SearchHit(BaseModel):
+    memory: MemoryPublic = Field(description="The matching memory.")
+    score: float = Field(description="Cosine similarity of query and memory, in [-1, 1]; higher is closer.")
+
+
+class SearchResponse(BaseModel):
+    hits: list[SearchHit] = Field(description="Best first.")

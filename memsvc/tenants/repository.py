@@ -1,0 +1,52 @@
+"""SQL for tenants and API keys (tables outside row-level security: keys are read before a tenant is known)."""
+
+import uuid
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from memsvc.core.security import hash_api_key
+from memsvc.models import ApiKey, Tenant
+
+
+def find_active_key(db: Session, secret: str) -> ApiKey | None:
+    return db.scalar(select(ApiKey).where(ApiKey.key_hash == hash_api_key(secret), ApiKey.revoked_at.is_(None)))
+
+
+def get_tenant(db: Session, tenant_id: uuid.UUID) -> Tenant | None:
+    return db.get(Tenant, tenant_id)
+
+
+def get_tenant_by_name(db: Session, name: str) -> Tenant | None:
+    return db.scalar(select(Tenant).where(Tenant.name == name))
+
+
+def list_tenants(db: Session) -> list[Tenant]:
+    return list(db.scalars(select(Tenant).order_by(Tenant.created_at, Tenant.id)))
+
+
+def add_tenant(db: Session, name: str) -> Tenant:
+    tenant = Tenant(id=uuid.uuid4(), name=name)
+    db.add(tenant)
+    db.flush()
+    db.refresh(tenant)
+    return tenant
+
+
+def add_key(db: Session, tenant_id: uuid.UUID, secret: str, prefix: str, name: str | None) -> ApiKey:
+    key = ApiKey(id=uuid.uuid4(), tenant_id=tenant_id, name=name, prefix=prefix, key_hash=hash_api_key(secret))
+    db.add(key)
+    db.flush()
+    db.refresh(key)
+    return key
+
+
+def revoke_key(db: Session, key_id: uuid.UUID) -> bool:
+    result = db.execute(
+        update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=func.now())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def key_exists(db: Session, key_id: uuid.UUID) -> bool:
+    return db.get(ApiKey, key_id) is not None
