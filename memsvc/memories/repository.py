@@ -54,6 +54,12 @@ class MemoryFilter:
         return query
 
 
+def transaction_time(db: Session) -> datetime:
+    """The database's now(): one clock for created_at and the defaults computed in Python."""
+    value: datetime = db.execute(select(func.now())).scalar_one()
+    return value
+
+
 def get(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, *, for_update: bool = False) -> Memory | None:
     query = select(Memory).where(Memory.tenant_id == tenant_id, Memory.id == memory_id)
     if for_update:
@@ -83,7 +89,7 @@ def ids_by_hash(db: Session, tenant_id: uuid.UUID, hashes: Iterable[str]) -> dic
     rows = db.execute(
         select(Memory.content_hash, Memory.id).where(Memory.tenant_id == tenant_id, Memory.content_hash.in_(wanted))
     )
-    return {h: i for h, i in rows.tuples()}
+    return {h: i for h, i in rows}
 
 
 def lock_session_turns(db: Session, tenant_id: uuid.UUID, session_id: str) -> None:
@@ -108,7 +114,7 @@ def insert_new(db: Session, rows: list[dict[str, Any]]) -> dict[str, uuid.UUID]:
         .on_conflict_do_nothing(constraint="uq_memories_tenant_content_hash")
         .returning(Memory.content_hash, Memory.id)
     )
-    return {h: i for h, i in result.tuples()}
+    return {h: i for h, i in result}
 
 
 def insert_preserving_ids(db: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
@@ -145,7 +151,7 @@ def source_ids_of(
         )
         .order_by(MemoryLink.derived_id, MemoryLink.source_id)
     )
-    for derived, source in rows.tuples():
+    for derived, source in rows:
         found.setdefault(derived, []).append(source)
     return found
 
@@ -160,7 +166,7 @@ def links_of(
             MemoryLink.tenant_id == tenant_id, MemoryLink.derived_id.in_(list(derived_ids))
         )
     )
-    return list(rows.tuples())
+    return list(rows)
 
 
 def close_validity(db: Session, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID], at: datetime) -> None:

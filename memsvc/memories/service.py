@@ -7,7 +7,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
@@ -98,7 +98,7 @@ def create_memories(
     db: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCreate], embedder: TextEmbedder
 ) -> WriteResponse:
     """Store memories; exact duplicates in the same scope return the existing id instead of a new row."""
-    now = datetime.now(UTC)
+    now = repository.transaction_time(db)
     referenced = {i for item in items for i in (*item.source_ids, *item.supersedes)}
     missing = referenced - repository.existing_ids(db, tenant_id, referenced)
     if missing:

@@ -28,5 +28,5 @@ def nearest(db: Session, where: MemoryFilter, query_vector: np.ndarray, top_k: i
         select(Memory, candidates.c.distance)
         .join(candidates, Memory.id == candidates.c.id)
         .order_by(candidates.c.distance, Memory.seq)
-    ).tuples()
+    )
     return [(memory, 1.0 - float(dist)) for memory, dist in rows]

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install memsvc with its test tools into .venv, then run lint, type checks and the whole test suite.
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"` to skip the slow end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m venv .venv
+.venv/bin/pip install --quiet --upgrade pip
+.venv/bin/pip install --quiet -e '.[dev]'
+
+.venv/bin/ruff check memsvc workers migrations tests
+.venv/bin/ruff format --check memsvc workers migrations tests
+.venv/bin/mypy
+.venv/bin/pytest "$@"
