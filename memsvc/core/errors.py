@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -134,6 +135,14 @@ def install_error_handlers(app: FastAPI) -> None:
         slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
         title = str(exc.detail) if exc.detail else "HTTP error"
         return problem_response(exc.status_code, slug, title, title)
+
+    @app.exception_handler(DataError)
+    async def _data_error(_: Request, exc: DataError) -> JSONResponse:
+        # Postgres refused a value the schemas let through (e.g. a NUL byte in a query parameter): bad input.
+        log.info("database rejected a request value: %s", exc.orig)
+        return problem_response(
+            422, "validation", "Invalid request", "A value in the request cannot be stored or compared by the database."
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -24,7 +24,28 @@ class Role(StrEnum):
     tool = "tool"
 
 
+def _no_nul(value: str) -> str:
+    # Postgres text and jsonb cannot hold U+0000; refuse it here instead of failing in the database.
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL (U+0000) characters")
+    return value
+
+
+def _json_without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        _no_nul(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key)
+            _json_without_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _json_without_nul(item)
+    return value
+
+
 def _check_content(value: str) -> str:
+    _no_nul(value)
     if not value.strip():
         raise ValueError("content must not be empty or only whitespace")
     limit = get_settings().max_content_bytes
@@ -42,9 +63,18 @@ def _as_utc(value: datetime | None) -> datetime | None:
 
 
 Content = Annotated[str, AfterValidator(_check_content)]
-ScopeId = Annotated[str, Field(min_length=1, max_length=256)]
+Text = Annotated[str, AfterValidator(_no_nul)]
+ScopeId = Annotated[Text, Field(min_length=1, max_length=256)]
+Speaker = Annotated[Text, Field(max_length=256)]
+Title = Annotated[Text, Field(max_length=512)]
+Step = Annotated[Text, Field(min_length=1, max_length=4096)]
+Trigger = Annotated[Text, Field(max_length=4096)]
 Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
-Metadata = Annotated[dict[str, Any], Field(description="Free-form JSON object; filterable by equality.")]
+Metadata = Annotated[
+    dict[str, Any],
+    AfterValidator(_json_without_nul),
+    Field(description="Free-form JSON object; filterable by equality."),
+]
 
 
 class _ValidityMixin(BaseModel):
@@ -71,12 +101,10 @@ class MemoryCreate(_ValidityMixin):
     metadata: Metadata = Field(default_factory=dict)
     occurred_at: Timestamp | None = Field(default=None, description="Event time; default: now.")
     role: Role | None = Field(default=None, description="Dialogue: who spoke (user, assistant, system, tool).")
-    speaker: str | None = Field(default=None, max_length=256, description="Dialogue: the speaker's name.")
-    title: str | None = Field(default=None, max_length=512, description="Procedural: short name of the skill.")
-    steps: list[Annotated[str, Field(min_length=1, max_length=4096)]] | None = Field(
-        default=None, max_length=200, description="Procedural: ordered steps."
-    )
-    trigger: str | None = Field(default=None, max_length=4096, description="Procedural: when to use it.")
+    speaker: Speaker | None = Field(default=None, description="Dialogue: the speaker's name.")
+    title: Title | None = Field(default=None, description="Procedural: short name of the skill.")
+    steps: list[Step] | None = Field(default=None, max_length=200, description="Procedural: ordered steps.")
+    trigger: Trigger | None = Field(default=None, description="Procedural: when to use it.")
     source_ids: list[uuid.UUID] = Field(
         default_factory=list, max_length=1000, description="Memories this one was derived from (evidence)."
     )
@@ -126,19 +154,18 @@ class MemoryUpdate(_ValidityMixin):
     metadata: Metadata | None = Field(default=None, description="Replaces the whole metadata object.")
     occurred_at: Timestamp | None = Field(default=None, description="New event time.")
     role: Role | None = Field(default=None, description="Dialogue role.")
-    speaker: str | None = Field(default=None, max_length=256, description="Dialogue speaker.")
-    title: str | None = Field(default=None, max_length=512, description="Procedural title.")
-    steps: list[Annotated[str, Field(min_length=1, max_length=4096)]] | None = Field(
-        default=None, max_length=200, description="Procedural steps."
-    )
-    trigger: str | None = Field(default=None, max_length=4096, description="Procedural trigger.")
+    speaker: Speaker | None = Field(default=None, description="Dialogue speaker.")
+    title: Title | None = Field(default=None, description="Procedural title.")
+    steps: list[Step] | None = Field(default=None, max_length=200, description="Procedural steps.")
+    trigger: Trigger | None = Field(default=None, description="Procedural trigger.")
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
         if not self.model_fields_set:
             raise ValueError("send at least one field to change")
-        if "content" in self.model_fields_set and self.content is None:
-            raise ValueError("content cannot be null")
+        for required in ("content", "metadata", "occurred_at"):
+            if required in self.model_fields_set and getattr(self, required) is None:
+                raise ValueError(f"{required} cannot be null")
         return self
 
 
@@ -200,7 +227,7 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role = Field(description="user, assistant, system or tool.")
-    name: str | None = Field(default=None, max_length=256, description="Speaker's name.")
+    name: Speaker | None = Field(default=None, description="Speaker's name.")
     content: Content = Field(description="What was said.")
     timestamp: Timestamp | None = Field(default=None, description="When it was said; default: now.")
     metadata: Metadata = Field(default_factory=dict)

@@ -1,14 +1,15 @@
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from memsvc.memories.schemas import MemoryPublic, MemoryType, ScopeId, Timestamp, _as_utc
+from memsvc.memories.schemas import MemoryPublic, MemoryType, Metadata, ScopeId, Timestamp, _as_utc, _no_nul
 
 MAX_TOP_K = 100
 
 
 def _check_query(value: str) -> str:
+    _no_nul(value)
     if not value.strip():
         raise ValueError("query must not be empty or only whitespace")
     return value
@@ -25,7 +26,7 @@ class SearchRequest(BaseModel):
     agent_id: ScopeId | None = Field(default=None, description="Only this agent's memories.")
     session_id: ScopeId | None = Field(default=None, description="Only this session's memories.")
     types: list[MemoryType] | None = Field(default=None, description="Only these memory types.")
-    filters: dict[str, Any] | None = Field(
+    filters: Metadata | None = Field(
         default=None, description="Metadata equality: hits' metadata must contain this JSON object."
     )
     occurred_after: Timestamp | None = Field(default=None, description="Event time ≥ this.")

@@ -3,11 +3,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from memsvc.memories.schemas import Text
+
 
 class TenantCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, description="Unique, human-readable tenant name.")
+    name: Text = Field(min_length=1, max_length=200, description="Unique, human-readable tenant name.")
 
 
 class TenantPublic(BaseModel):
@@ -26,7 +28,7 @@ class TenantList(BaseModel):
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, max_length=200, description="Optional label for the key.")
+    name: Text | None = Field(default=None, max_length=200, description="Optional label for the key.")
 
 
 class KeyCreated(BaseModel):
