@@ -7,7 +7,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
@@ -76,11 +76,23 @@ def content_hash(
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _dialogue_discriminator(item: MemoryCreate) -> str:
-    # Two identical turns ("ok", "thanks") are different events unless their timestamp says they are the same
-    # turn sent twice, so an untimed turn never dedupes.
-    when = item.occurred_at.isoformat() if item.occurred_at else uuid.uuid4().hex
-    return f"{item.role}|{item.speaker}|{when}"
+def dialogue_discriminator(role: str | None, speaker: str | None, occurred_at: datetime | None) -> str:
+    """Two identical turns ("ok", "thanks") are different events unless their timestamp says they are the same
+    turn sent twice, so an untimed turn never dedupes."""
+    when = occurred_at.astimezone(UTC).isoformat() if occurred_at else uuid.uuid4().hex
+    return f"{role}|{speaker}|{when}"
+
+
+def _item_hash(item: MemoryCreate) -> str:
+    dialogue = item.type is MemoryType.dialogue
+    return content_hash(
+        user_id=item.user_id,
+        agent_id=item.agent_id,
+        session_id=item.session_id,
+        type=item.type.value,
+        content=item.content,
+        discriminator=dialogue_discriminator(item.role, item.speaker, item.occurred_at) if dialogue else "",
+    )
 
 
 def snapshot(memory: Memory) -> dict[str, Any]:
@@ -104,17 +116,7 @@ def create_memories(
     if missing:
         raise Unprocessable(f"Unknown source or superseded memory id(s): {', '.join(sorted(map(str, missing)))}.")
 
-    hashes = [
-        content_hash(
-            user_id=i.user_id,
-            agent_id=i.agent_id,
-            session_id=i.session_id,
-            type=i.type.value,
-            content=i.content,
-            discriminator=_dialogue_discriminator(i) if i.type is MemoryType.dialogue else "",
-        )
-        for i in items
-    ]
+    hashes = [_item_hash(i) for i in items]
     known = repository.ids_by_hash(db, tenant_id, hashes)
 
     new_positions: list[int] = []
@@ -261,6 +263,7 @@ def list_memories(db: Session, where: MemoryFilter, *, cursor: str | None, limit
 
 
 _REEMBED_FIELDS = {"content", "speaker", "title", "trigger", "steps"}
+_DIALOGUE_IDENTITY = {"content", "role", "speaker", "occurred_at"}
 
 
 def update_memory(
@@ -276,19 +279,15 @@ def update_memory(
     if memory.valid_from and memory.valid_to and memory.valid_to < memory.valid_from:
         raise Unprocessable("valid_to must not be before valid_from.")
 
-    if "content" in changes or memory.type == MemoryType.dialogue.value:
-        discriminator = (
-            f"{memory.role}|{memory.speaker}|{memory.occurred_at.isoformat()}|{memory.id}"
-            if memory.type == MemoryType.dialogue.value
-            else ""
-        )
+    dialogue = memory.type == MemoryType.dialogue.value
+    if (_DIALOGUE_IDENTITY if dialogue else {"content"}) & changes.keys():
         digest = content_hash(
             user_id=memory.user_id,
             agent_id=memory.agent_id,
             session_id=memory.session_id,
             type=memory.type,
             content=memory.content,
-            discriminator=discriminator,
+            discriminator=dialogue_discriminator(memory.role, memory.speaker, memory.occurred_at) if dialogue else "",
         )
         holder = repository.ids_by_hash(db, tenant_id, [digest]).get(digest)
         if holder is not None and holder != memory.id:

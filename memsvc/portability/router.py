@@ -7,6 +7,7 @@ from fastapi.responses import StreamingResponse
 from memsvc.core.deps import DbDep, TenantDep
 from memsvc.core.errors import problem_responses
 from memsvc.memories.repository import MemoryFilter
+from memsvc.memories.router import ScopeQuery
 from memsvc.memories.schemas import MemoryType
 from memsvc.portability import service
 from memsvc.portability.schemas import ImportReport
@@ -14,7 +15,6 @@ from memsvc.portability.schemas import ImportReport
 router = APIRouter(prefix="/v1", tags=["portability"])
 
 NDJSON = "application/x-ndjson"
-ScopeQuery = Annotated[str | None, Query(min_length=1, max_length=256)]
 
 
 @router.get(
