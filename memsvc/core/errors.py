@@ -92,7 +92,7 @@ def problem_response(
 
 def problem_responses(*errors: type[ServiceError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entry declaring a route's error answers."""
-    kinds: tuple[type[ServiceError], ...] = (Unauthorized, Unprocessable, *errors)
+    kinds: tuple[type[ServiceError], ...] = (BadRequest, Unauthorized, PayloadTooLarge, Unprocessable, *errors)
     statuses = {kind.status: kind.title for kind in kinds}
     return {
         status: {"model": Problem, "description": title, "content": {PROBLEM_MEDIA_TYPE: {}}}
