@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -9,7 +10,7 @@ from fastapi.routing import APIRoute
 from memsvc import __version__
 from memsvc.core.body_limit import BodySizeLimitMiddleware
 from memsvc.core.db import make_engine, make_session_factory, pgvector_version, require_pgvector
-from memsvc.core.errors import install_error_handlers
+from memsvc.core.errors import install_error_handlers, serve_problem_schemas_as_problem_json
 from memsvc.core.settings import Settings
 from memsvc.embeddings.embedder import get_embedder
 from memsvc.health.router import router as health_router
@@ -47,6 +48,13 @@ def create_app(settings: Settings, database_url: str, embedder: TextEmbedder | N
     app.state.session_factory = make_session_factory(engine)
     app.state.embedder = embedder
     install_error_handlers(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = serve_problem_schemas_as_problem_json(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     for router in (health_router, tenants_router, memories_router, search_router, portability_router):
         app.include_router(router)

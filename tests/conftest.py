@@ -105,8 +105,9 @@ def other_tenant(client: TestClient) -> TenantHandle:
     return create_tenant(client)
 
 
-def add_memories(client: TestClient, tenant: TenantHandle, *items: dict[str, Any],
-                 headers: dict[str, str] | None = None) -> list[str]:
+def add_memories(
+    client: TestClient, tenant: TenantHandle, *items: dict[str, Any], headers: dict[str, str] | None = None
+) -> list[str]:
     """Store memories (defaults: semantic, user u1) and return their ids."""
     body = {"memories": [{"type": "semantic", "user_id": "u1", **item} for item in items]}
     response = client.post("/v1/memories", json=body, headers={**tenant.headers, **(headers or {})})

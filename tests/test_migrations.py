@@ -27,10 +27,14 @@ def test_migrations_create_the_schema_with_rls_and_hnsw(pg_server_url: str) -> N
         assert conn.scalar(text("SELECT version_num FROM alembic_version")) == head_revision()
         tables = set(inspect(conn).get_table_names())
         assert {"tenants", "api_keys", "memories", "memory_links", "memory_versions"} <= tables
-        forced = dict(conn.execute(text(
-            "SELECT relname, relforcerowsecurity FROM pg_class WHERE relname IN "
-            "('memories', 'memory_links', 'memory_versions', 'idempotency_records')"
-        )).all())
+        forced = dict(
+            conn.execute(
+                text(
+                    "SELECT relname, relforcerowsecurity FROM pg_class WHERE relname IN "
+                    "('memories', 'memory_links', 'memory_versions', 'idempotency_records')"
+                )
+            ).all()
+        )
         assert forced == dict.fromkeys(("memories", "memory_links", "memory_versions", "idempotency_records"), True)
         index = conn.scalar(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_memories_embedding_hnsw'"))
         assert "hnsw" in index and "halfvec_cosine_ops" in index
@@ -58,8 +62,9 @@ def test_migrate_command_on_a_server_without_pgvector_fails_clearly() -> None:
     with psycopg.connect(PLAIN_POSTGRES_URL, connect_timeout=5) as conn:
         assert conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone() is None
     env = {**os.environ, "MEMSVC_DATABASE_URL": PLAIN_POSTGRES_URL}
-    done = subprocess.run([sys.executable, "-m", "memsvc", "migrate"], env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "memsvc", "migrate"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 1
     assert "pgvector is not available on this Postgres server" in done.stderr
     assert "Traceback" not in done.stderr

@@ -39,7 +39,9 @@ class Service:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "memsvc", "serve", "--port", str(self.port)],
-                env=_env(self.data_dir), stdout=out, stderr=subprocess.STDOUT,
+                env=_env(self.data_dir),
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -70,8 +72,9 @@ def service(tmp_path: Path) -> Iterator[Service]:
 
 
 def _cli(data_dir: Path, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "memsvc", *args], env=_env(data_dir), capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "memsvc", *args], env=_env(data_dir), capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -88,31 +91,58 @@ def test_embedded_default_walkthrough_restart_and_cli(service: Service) -> None:
         tenant = http.post("/v1/tenants", json={"name": "acme"}, headers=admin).json()
         key = http.post(f"/v1/tenants/{tenant['id']}/keys", json={}, headers=admin).json()["key"]
         auth = {"Authorization": f"Bearer {key}"}
-        written = http.post("/v1/memories", headers=auth, json={"memories": [
-            {"type": "semantic", "user_id": "alice", "content": "Alice is allergic to peanuts."},
-            {"type": "episodic", "user_id": "alice", "content": "Alice ran the Berlin marathon.",
-             "occurred_at": "2024-09-29T09:00:00Z"},
-            {"type": "procedural", "user_id": "alice", "title": "Rotate API keys",
-             "content": "Create the new key, deploy it, then revoke the old one."},
-            {"type": "dialogue", "user_id": "alice", "session_id": "s1", "content": "I moved to Lisbon."},
-        ]})
+        written = http.post(
+            "/v1/memories",
+            headers=auth,
+            json={
+                "memories": [
+                    {"type": "semantic", "user_id": "alice", "content": "Alice is allergic to peanuts."},
+                    {
+                        "type": "episodic",
+                        "user_id": "alice",
+                        "content": "Alice ran the Berlin marathon.",
+                        "occurred_at": "2024-09-29T09:00:00Z",
+                    },
+                    {
+                        "type": "procedural",
+                        "user_id": "alice",
+                        "title": "Rotate API keys",
+                        "content": "Create the new key, deploy it, then revoke the old one.",
+                    },
+                    {"type": "dialogue", "user_id": "alice", "session_id": "s1", "content": "I moved to Lisbon."},
+                ]
+            },
+        )
         assert written.status_code == 201, written.text
         ids = [r["id"] for r in written.json()["results"]]
-        turns = http.post("/v1/sessions/s2/messages", headers=auth, json={"user_id": "alice", "messages": [
-            {"role": "user", "name": "Alice", "content": "Book me a table for two."},
-            {"role": "assistant", "content": "Done: 8pm at Taberna."}]})
+        turns = http.post(
+            "/v1/sessions/s2/messages",
+            headers=auth,
+            json={
+                "user_id": "alice",
+                "messages": [
+                    {"role": "user", "name": "Alice", "content": "Book me a table for two."},
+                    {"role": "assistant", "content": "Done: 8pm at Taberna."},
+                ],
+            },
+        )
         assert turns.status_code == 201
 
-        hits = http.post("/v1/search", headers=auth,
-                         json={"query": "Which food should Alice stay away from?", "user_id": "alice"}).json()["hits"]
+        hits = http.post(
+            "/v1/search", headers=auth, json={"query": "Which food should Alice stay away from?", "user_id": "alice"}
+        ).json()["hits"]
         assert hits[0]["memory"]["id"] == ids[0]
 
     # Operators manage tenants and keys without HTTP, against the same embedded server.
     cli_tenant = _cli(service.data_dir, "tenants", "create", "ops")
     assert '"name":"ops"' in cli_tenant
     cli_key = re.search(r'"key":"(msk_[^"]+)"', _cli(service.data_dir, "keys", "create", "ops")).group(1)
-    assert httpx.get(service.url + "/v1/memories?user_id=x", headers={"Authorization": f"Bearer {cli_key}"},
-                     timeout=30).status_code == 200
+    assert (
+        httpx.get(
+            service.url + "/v1/memories?user_id=x", headers={"Authorization": f"Bearer {cli_key}"}, timeout=30
+        ).status_code
+        == 200
+    )
 
     service.stop()
     service.start()

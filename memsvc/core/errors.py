@@ -1,6 +1,7 @@
 """One error hierarchy and one RFC 9457 `application/problem+json` rendering for every 4xx/5xx."""
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -82,7 +83,7 @@ def problem_response(
     title: str,
     detail: str,
     errors: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
     if errors is not None:
@@ -114,6 +115,17 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 _HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
 
 
+def serve_problem_schemas_as_problem_json(openapi: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI files a response `model` under application/json; error answers are served as problem+json."""
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[:1] in ("4", "5") and "application/json" in content:
+                    content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+    return openapi
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
@@ -134,7 +146,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
         title = str(exc.detail) if exc.detail else "HTTP error"
-        return problem_response(exc.status_code, slug, title, title)
+        return problem_response(exc.status_code, slug, title, title, headers=exc.headers)
 
     @app.exception_handler(DataError)
     async def _data_error(_: Request, exc: DataError) -> JSONResponse:

@@ -162,9 +162,9 @@ def links_of(
     if not derived_ids:
         return []
     rows = db.execute(
-        select(MemoryLink.source_id, MemoryLink.derived_id, MemoryLink.relation).where(
-            MemoryLink.tenant_id == tenant_id, MemoryLink.derived_id.in_(list(derived_ids))
-        )
+        select(MemoryLink.source_id, MemoryLink.derived_id, MemoryLink.relation)
+        .where(MemoryLink.tenant_id == tenant_id, MemoryLink.derived_id.in_(list(derived_ids)))
+        .order_by(MemoryLink.derived_id, MemoryLink.source_id)
     )
     return list(rows)
 

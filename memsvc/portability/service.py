@@ -12,8 +12,8 @@ from memsvc.core.db import tenant_session
 from memsvc.core.errors import Unprocessable
 from memsvc.memories import repository
 from memsvc.memories.repository import MemoryFilter
-from memsvc.memories.schemas import MemoryCreate, MemoryPublic
-from memsvc.memories.service import TextEmbedder, content_hash, embedding_text, snapshot
+from memsvc.memories.schemas import MemoryCreate, MemoryPublic, MemoryType
+from memsvc.memories.service import TextEmbedder, content_hash, dialogue_discriminator, embedding_text, snapshot
 from memsvc.models import EMBEDDING_DIM
 from memsvc.portability.schemas import ExportedLink, ExportRecord, ImportReport
 
@@ -41,6 +41,9 @@ def export_lines(factory: sessionmaker[Session], where: MemoryFilter) -> Iterato
                 record = ExportRecord.model_validate(
                     {
                         **MemoryPublic.model_validate(memory).model_dump(),
+                        "source_ids": [
+                            link.source_id for link in links.get(memory.id, []) if link.relation == "evidence"
+                        ],
                         "content_hash": memory.content_hash,
                         "embedding": _vector_values(memory.embedding),
                         "links": links.get(memory.id, []),
@@ -145,7 +148,7 @@ def _row(tenant_id: uuid.UUID, r: ExportRecord, vector: np.ndarray | None, model
         session_id=r.session_id,
         type=r.type.value,
         content=r.content,
-        discriminator=f"imported|{r.id}",
+        discriminator=dialogue_discriminator(r.role, r.speaker, r.occurred_at) if r.type is MemoryType.dialogue else "",
     )
     return {
         "id": r.id,
