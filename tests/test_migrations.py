@@ -68,3 +68,16 @@ def test_migrate_command_on_a_server_without_pgvector_fails_clearly() -> None:
     assert done.returncode == 1
     assert "pgvector is not available on this Postgres server" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_orm_models_and_migrations_agree(database_url: str) -> None:
+    """A model changed without a migration (or the reverse) shows up here, not in production."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from memsvc.models import Base
+
+    engine = create_engine(sqlalchemy_url(database_url))
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    engine.dispose()

@@ -39,27 +39,29 @@ class TextEmbedder(Protocol):
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
 
-def embedding_text(
-    content: str,
-    *,
-    speaker: str | None = None,
-    title: str | None = None,
-    trigger: str | None = None,
-    steps: Sequence[str] | None = None,
-) -> str:
+class EmbeddableMemory(Protocol):
+    """What `embedding_text` reads: a stored memory, a write request item or an import record."""
+
+    @property
+    def content(self) -> str: ...
+    @property
+    def speaker(self) -> str | None: ...
+    @property
+    def title(self) -> str | None: ...
+    @property
+    def trigger(self) -> str | None: ...
+    @property
+    def steps(self) -> list[str] | None: ...
+
+
+def embedding_text(memory: EmbeddableMemory) -> str:
     """What gets embedded: the content with the context that makes it findable (a procedure's title,
     trigger and steps; a turn's speaker). The stored content stays exactly as written."""
-    parts = [p for p in (title, f"When to use: {trigger}" if trigger else None) if p]
-    parts.append(f"{speaker}: {content}" if speaker else content)
-    if steps:
-        parts.append("Steps: " + "; ".join(steps))
+    parts = [p for p in (memory.title, f"When to use: {memory.trigger}" if memory.trigger else None) if p]
+    parts.append(f"{memory.speaker}: {memory.content}" if memory.speaker else memory.content)
+    if memory.steps:
+        parts.append("Steps: " + "; ".join(memory.steps))
     return "\n".join(parts)
-
-
-def _embedding_text_of(memory: Memory) -> str:
-    return embedding_text(
-        memory.content, speaker=memory.speaker, title=memory.title, trigger=memory.trigger, steps=memory.steps
-    )
 
 
 def content_hash(
@@ -97,8 +99,7 @@ def _item_hash(item: MemoryCreate) -> str:
 
 def snapshot(memory: Memory) -> dict[str, Any]:
     """The memory's fields as JSON, as kept in its history."""
-    public = MemoryPublic.model_validate(memory).model_dump(mode="json", exclude={"source_ids"})
-    return public
+    return MemoryPublic.model_validate(memory).model_dump(mode="json", exclude={"source_ids"})
 
 
 def to_public(db: Session, tenant_id: uuid.UUID, memories: Sequence[Memory]) -> list[MemoryPublic]:
@@ -127,18 +128,7 @@ def create_memories(
             new_positions.append(pos)
 
     turn_indexes = _assign_turns(db, tenant_id, [items[p] for p in new_positions])
-    vectors = embedder.embed(
-        [
-            embedding_text(
-                items[p].content,
-                speaker=items[p].speaker,
-                title=items[p].title,
-                trigger=items[p].trigger,
-                steps=items[p].steps,
-            )
-            for p in new_positions
-        ]
-    )
+    vectors = embedder.embed([embedding_text(items[p]) for p in new_positions])
     rows = [
         _row(tenant_id, items[p], hashes[p], vectors[n], embedder.model_id, turn_indexes[n], now)
         for n, p in enumerate(new_positions)
@@ -151,11 +141,10 @@ def create_memories(
     created_ids = list(inserted.values())
     _record_versions(db, tenant_id, created_ids, change="created")
     links: list[tuple[uuid.UUID, uuid.UUID, str]] = []
-    for item, h in zip(items, hashes, strict=True):
-        if h in inserted:
-            links += [(s, inserted[h], "evidence") for s in item.source_ids]
-            links += [(s, inserted[h], "supersedes") for s in item.supersedes]
-            repository.close_validity(db, tenant_id, item.supersedes, item.valid_from or now)
+    for item, h in ((items[p], hashes[p]) for p in new_positions if hashes[p] in inserted):
+        links += [(s, inserted[h], "evidence") for s in item.source_ids]
+        links += [(s, inserted[h], "supersedes") for s in item.supersedes]
+        repository.close_validity(db, tenant_id, item.supersedes, item.valid_from or now)
     repository.add_links(db, tenant_id, links)
 
     results: list[WriteResult] = []
@@ -294,7 +283,7 @@ def update_memory(
             raise Conflict(f"Memory {holder} in the same scope already has this content.")
         memory.content_hash = digest
     if _REEMBED_FIELDS & changes.keys():
-        memory.embedding = embedder.embed([_embedding_text_of(memory)])[0]
+        memory.embedding = embedder.embed([embedding_text(memory)])[0]
         memory.embedding_model = embedder.model_id
         memory.embedding_status = "done"
     memory.version += 1

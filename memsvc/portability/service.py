@@ -100,20 +100,18 @@ def import_records(
 ) -> ImportReport:
     """Restore exported memories with their ids; ones already stored (same id or same content) are skipped."""
     stale = [r for r in records if r.embedding is None or r.embedding_model != embedder.model_id]
-    fresh = embedder.embed(
-        [embedding_text(r.content, speaker=r.speaker, title=r.title, trigger=r.trigger, steps=r.steps) for r in stale]
-    )
+    fresh = embedder.embed([embedding_text(r) for r in stale])
     new_vectors = {r.id: fresh[n] for n, r in enumerate(stale)}
     rows = [_row(tenant_id, r, new_vectors.get(r.id), embedder.model_id) for r in records]
     inserted = repository.insert_preserving_ids(db, rows)
 
-    present = repository.existing_ids(db, tenant_id, {link.source_id for r in records for link in r.links})
+    linkable = inserted | repository.existing_ids(db, tenant_id, {link.source_id for r in records for link in r.links})
     links = [
         (link.source_id, r.id, link.relation)
         for r in records
         if r.id in inserted
         for link in r.links
-        if link.source_id in present | inserted
+        if link.source_id in linkable
     ]
     link_count = repository.add_links(db, tenant_id, links)
     versions = [
