@@ -14,6 +14,8 @@ from memsvc.core.errors import install_error_handlers, serve_problem_schemas_as_
 from memsvc.core.settings import Settings
 from memsvc.embeddings.embedder import get_embedder
 from memsvc.health.router import router as health_router
+from memsvc.jobs.dispatch import CeleryDispatcher, InProcessWorker
+from memsvc.jobs.router import router as jobs_router
 from memsvc.memories.router import router as memories_router
 from memsvc.memories.service import TextEmbedder
 from memsvc.portability.router import router as portability_router
@@ -31,7 +33,16 @@ def create_app(settings: Settings, database_url: str, embedder: TextEmbedder | N
             require_pgvector(pgvector_version(conn), "installed in this database")
         if app.state.embedder is None:
             app.state.embedder = get_embedder()  # load the model before the first request, not during it
+        worker = None
+        if settings.broker_url:
+            app.state.dispatcher = CeleryDispatcher(settings)
+        else:
+            worker = InProcessWorker(app.state.session_factory, lambda: app.state.embedder, settings)
+            app.state.dispatcher = worker
+            worker.start()
         yield
+        if worker is not None:
+            worker.stop()
         engine.dispose()
 
     app = FastAPI(
@@ -56,6 +67,6 @@ def create_app(settings: Settings, database_url: str, embedder: TextEmbedder | N
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    for router in (health_router, tenants_router, memories_router, search_router, portability_router):
+    for router in (health_router, tenants_router, memories_router, jobs_router, search_router, portability_router):
         app.include_router(router)
     return app

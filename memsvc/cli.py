@@ -9,21 +9,13 @@ import sys
 import uuid
 from typing import TYPE_CHECKING
 
+from memsvc.core.embedded import resolve_database_url
 from memsvc.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 log = logging.getLogger("memsvc")
-
-
-def resolve_database_url(settings: Settings) -> str:
-    """The configured server, or the embedded one (started now if it is not running)."""
-    if settings.database_url:
-        return settings.database_url
-    from memsvc.core.embedded import start_embedded_postgres
-
-    return start_embedded_postgres(settings.data_dir)
 
 
 def ensure_admin_key(settings: Settings) -> Settings:
@@ -59,6 +51,34 @@ def _serve(args: argparse.Namespace) -> int:
     where = f"embedded Postgres in {settings.data_dir}" if settings.embedded else "external Postgres"
     print(f"memsvc serving on http://{host}:{port} ({where})", flush=True)
     uvicorn.run(create_app(settings, url), host=host, port=port, log_level=args.log_level)
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if not settings.broker_url:
+        print(
+            "memsvc: set MEMSVC_BROKER_URL (e.g. redis://127.0.0.1:6379/0) to run Celery workers; "
+            "without it, `memsvc serve` runs the work in-process.",
+            file=sys.stderr,
+        )
+        return 2
+    from workers.app import celery_app
+
+    argv = [
+        "worker",
+        "--queues",
+        args.queues,
+        "--concurrency",
+        str(args.concurrency),
+        "--prefetch-multiplier",
+        "1",
+        "--loglevel",
+        args.log_level.upper(),
+        "--hostname",
+        args.hostname,
+    ]
+    celery_app.worker_main(argv)
     return 0
 
 
@@ -132,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(run=_serve)
+
+    worker = commands.add_parser("worker", help="run a Celery worker (needs MEMSVC_BROKER_URL)")
+    worker.add_argument("--queues", default="embed,consolidate", help="comma-separated queues")
+    worker.add_argument("--concurrency", type=int, default=1, help="worker processes (one model each)")
+    worker.add_argument("--hostname", default="memsvc@%h", help="Celery node name")
+    worker.add_argument("--log-level", default="info")
+    worker.set_defaults(run=_worker)
 
     commands.add_parser("migrate", help="apply database migrations").set_defaults(run=_migrate)
 

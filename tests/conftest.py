@@ -4,6 +4,7 @@ data from every other test's (row-level security included)."""
 
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -105,13 +106,26 @@ def other_tenant(client: TestClient) -> TenantHandle:
     return create_tenant(client)
 
 
+def wait_for_job(client: TestClient, tenant: TenantHandle, job_id: str, timeout: float = 60.0) -> dict[str, Any]:
+    """Poll GET /v1/jobs/{id} until the background work is done; returns the job."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}", headers=tenant.headers)
+        assert job.status_code == 200, job.text
+        if job.json()["status"] in ("done", "failed") or time.monotonic() > deadline:
+            assert job.json()["status"] == "done", job.json()
+            return dict(job.json())
+        time.sleep(0.05)
+
+
 def add_memories(
     client: TestClient, tenant: TenantHandle, *items: dict[str, Any], headers: dict[str, str] | None = None
 ) -> list[str]:
-    """Store memories (defaults: semantic, user u1) and return their ids."""
+    """Store memories (defaults: semantic, user u1), wait until they are embedded, and return their ids."""
     body = {"memories": [{"type": "semantic", "user_id": "u1", **item} for item in items]}
     response = client.post("/v1/memories", json=body, headers={**tenant.headers, **(headers or {})})
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
+    wait_for_job(client, tenant, response.json()["job_id"])
     return [r["id"] for r in response.json()["results"]]
 
 

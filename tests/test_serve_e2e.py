@@ -71,6 +71,13 @@ def service(tmp_path: Path) -> Iterator[Service]:
     svc.stop()
 
 
+def _wait_for_job(http: httpx.Client, auth: dict[str, str], job_id: str) -> None:
+    deadline = time.monotonic() + 120
+    while (status := http.get(f"/v1/jobs/{job_id}", headers=auth).json()["status"]) != "done":
+        assert status in ("queued", "running") and time.monotonic() < deadline, status
+        time.sleep(0.2)
+
+
 def _cli(data_dir: Path, *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "memsvc", *args], env=_env(data_dir), capture_output=True, text=True, timeout=120
@@ -113,7 +120,7 @@ def test_embedded_default_walkthrough_restart_and_cli(service: Service) -> None:
                 ]
             },
         )
-        assert written.status_code == 201, written.text
+        assert written.status_code == 202, written.text
         ids = [r["id"] for r in written.json()["results"]]
         turns = http.post(
             "/v1/sessions/s2/messages",
@@ -126,7 +133,9 @@ def test_embedded_default_walkthrough_restart_and_cli(service: Service) -> None:
                 ],
             },
         )
-        assert turns.status_code == 201
+        assert turns.status_code == 202
+        for job_id in (written.json()["job_id"], turns.json()["job_id"]):
+            _wait_for_job(http, auth, job_id)
 
         hits = http.post(
             "/v1/search", headers=auth, json={"query": "Which food should Alice stay away from?", "user_id": "alice"}

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import psycopg
 
+from memsvc.core.settings import Settings
+
 log = logging.getLogger(__name__)
 
 EMBEDDED_DATABASE = "memsvc"
@@ -26,3 +28,8 @@ def start_embedded_postgres(data_dir: Path) -> str:
             conn.execute(f'CREATE DATABASE "{EMBEDDED_DATABASE}"')
             log.info("created database %s in the embedded Postgres", EMBEDDED_DATABASE)
     return server.get_uri(database=EMBEDDED_DATABASE)
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The configured server, or the embedded one (started now if it is not running)."""
+    return settings.database_url or start_embedded_postgres(settings.data_dir)

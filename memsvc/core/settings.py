@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     embedding_batch_size: int = 64
     embedding_device: str | None = Field(default=None, description="cpu, cuda, ...; unset = CUDA when available.")
 
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker (redis://...) of `memsvc worker`; unset = a worker thread in the API process.",
+    )
+    job_max_retries: int = Field(default=5, description="Retries of a failing job before it is marked failed.")
+    job_retry_backoff_s: float = Field(default=2.0, description="First retry delay; doubles each retry.")
+    sweep_interval_s: float = Field(default=30.0, description="How often unfinished work is looked for.")
+    sweep_after_s: float = Field(default=60.0, description="Pending work older than this is enqueued again.")
+
     max_content_bytes: int = Field(default=32 * 1024, description="Largest memory content, in UTF-8 bytes.")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, description="Largest request body; larger gets 413.")
 

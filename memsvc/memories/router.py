@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from memsvc.core.deps import DbDep, TenantDep
 from memsvc.core.errors import Conflict, NotFound, Unprocessable, problem_responses
 from memsvc.idempotency.service import request_fingerprint, run_once
+from memsvc.jobs.dispatch import enqueue_after_commit
 from memsvc.memories import service
 from memsvc.memories.repository import MemoryFilter
 from memsvc.memories.schemas import (
@@ -53,22 +54,23 @@ def _write(
     body: Any,
     items: list[MemoryCreate],
 ) -> JSONResponse:
-    embedder = request.app.state.embedder
     status_code, payload = run_once(
         db,
         tenant.tenant_id,
         idempotency_key,
         request_fingerprint(operation, body),
-        status.HTTP_201_CREATED,
-        lambda: service.create_memories(db, tenant.tenant_id, items, embedder),
+        status.HTTP_202_ACCEPTED,
+        lambda: service.create_memories(db, tenant.tenant_id, items),
     )
     db.commit()
+    # Also on an idempotent replay: enqueueing a job twice is harmless, and it may have been lost the first time.
+    enqueue_after_commit(request.app.state.dispatcher, tenant.tenant_id, uuid.UUID(payload["job_id"]))
     return JSONResponse(payload, status_code=status_code)
 
 
 @router.post(
     "/memories",
-    status_code=status.HTTP_201_CREATED,
+    status_code=status.HTTP_202_ACCEPTED,
     response_model=WriteResponse,
     operation_id="memories-create",
     responses=problem_responses(Conflict),
@@ -76,13 +78,15 @@ def _write(
 def create_memories(
     body: MemoryBatchCreate, request: Request, db: DbDep, tenant: TenantDep, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    """Store 1–1000 memories; an exact duplicate in the same scope returns the existing id."""
+    """Store 1–1000 memories and answer at once (202): embedding runs in the background as the returned job.
+    The memories are readable immediately and found by search lexically until embedded. An exact duplicate in
+    the same scope returns the existing id."""
     return _write(request, db, tenant, idempotency_key, "memories-create", body, body.memories)
 
 
 @router.post(
     "/sessions/{session_id}/messages",
-    status_code=status.HTTP_201_CREATED,
+    status_code=status.HTTP_202_ACCEPTED,
     response_model=WriteResponse,
     operation_id="sessions-append_messages",
     responses=problem_responses(),
@@ -180,8 +184,10 @@ def update_memory(
     memory_id: uuid.UUID, body: MemoryUpdate, request: Request, db: DbDep, tenant: TenantDep
 ) -> MemoryPublic:
     """Change a memory; every PATCH becomes a new version in its history."""
-    updated = service.update_memory(db, tenant.tenant_id, memory_id, body, request.app.state.embedder)
+    updated = service.update_memory(db, tenant.tenant_id, memory_id, body)
     db.commit()
+    if updated.embedding_status == "pending" and updated.job_id is not None:
+        enqueue_after_commit(request.app.state.dispatcher, tenant.tenant_id, updated.job_id)
     return updated
 
 

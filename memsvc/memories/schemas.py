@@ -145,6 +145,7 @@ class WriteResponse(BaseModel):
     results: list[WriteResult] = Field(description="One result per submitted item, in order.")
     created: int = Field(description="How many new memories were stored.")
     duplicates: int = Field(description="How many items matched an existing memory.")
+    job_id: uuid.UUID = Field(description="Background job embedding the new memories: GET /v1/jobs/{job_id}.")
 
 
 class MemoryUpdate(_ValidityMixin):
@@ -195,6 +196,7 @@ class MemoryPublic(BaseModel):
     trigger: str | None = Field(description="Procedural when-to-use text.")
     embedding_status: str = Field(description="pending | done | failed.")
     embedding_model: str | None = Field(description="Model that produced the stored embedding.")
+    job_id: uuid.UUID | None = Field(default=None, description="Job that embeds (or last embedded) this memory.")
     source_ids: list[uuid.UUID] = Field(default_factory=list, description="Evidence this memory came from.")
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import func
 from sqlalchemy.orm import Session
 
 from memsvc.core.errors import Conflict, NotFound, Unprocessable
+from memsvc.jobs import repository as jobs
 from memsvc.memories import repository
 from memsvc.memories.repository import MemoryFilter
 from memsvc.memories.schemas import (
@@ -34,6 +35,8 @@ from memsvc.models import Memory
 
 
 class TextEmbedder(Protocol):
+    """Turns texts into unit vectors; `model_id` is recorded with every embedding it makes."""
+
     model_id: str
 
     def embed(self, texts: list[str]) -> np.ndarray: ...
@@ -107,10 +110,9 @@ def to_public(db: Session, tenant_id: uuid.UUID, memories: Sequence[Memory]) -> 
     return [MemoryPublic.model_validate(m).model_copy(update={"source_ids": sources.get(m.id, [])}) for m in memories]
 
 
-def create_memories(
-    db: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCreate], embedder: TextEmbedder
-) -> WriteResponse:
-    """Store memories; exact duplicates in the same scope return the existing id instead of a new row."""
+def create_memories(db: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCreate]) -> WriteResponse:
+    """Store memories as pending under a new embed job (enqueue it after commit); exact duplicates in the same
+    scope return the existing id instead of a new row."""
     now = repository.transaction_time(db)
     referenced = {i for item in items for i in (*item.source_ids, *item.supersedes)}
     missing = referenced - repository.existing_ids(db, tenant_id, referenced)
@@ -128,11 +130,8 @@ def create_memories(
             new_positions.append(pos)
 
     turn_indexes = _assign_turns(db, tenant_id, [items[p] for p in new_positions])
-    vectors = embedder.embed([embedding_text(items[p]) for p in new_positions])
-    rows = [
-        _row(tenant_id, items[p], hashes[p], vectors[n], embedder.model_id, turn_indexes[n], now)
-        for n, p in enumerate(new_positions)
-    ]
+    job = jobs.add(db, tenant_id, kind="embed")
+    rows = [_row(tenant_id, items[p], hashes[p], job.id, turn_indexes[n], now) for n, p in enumerate(new_positions)]
     inserted = repository.insert_new(db, rows)
     # A concurrent writer may have stored the same hash between our lookup and insert: it is a duplicate.
     raced = [h for h in (hashes[p] for p in new_positions) if h not in inserted]
@@ -155,7 +154,7 @@ def create_memories(
             results.append(WriteResult(id=inserted[h], status=WriteStatus.created))
         else:
             results.append(WriteResult(id=inserted.get(h) or known[h], status=WriteStatus.duplicate))
-    return WriteResponse(results=results, created=len(inserted), duplicates=len(items) - len(inserted))
+    return WriteResponse(results=results, created=len(inserted), duplicates=len(items) - len(inserted), job_id=job.id)
 
 
 def _assign_turns(db: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCreate]) -> list[int | None]:
@@ -177,8 +176,7 @@ def _row(
     tenant_id: uuid.UUID,
     item: MemoryCreate,
     digest: str,
-    vector: np.ndarray,
-    model_id: str,
+    job_id: uuid.UUID,
     turn_index: int | None,
     now: datetime,
 ) -> dict[str, Any]:
@@ -201,9 +199,9 @@ def _row(
         "title": item.title,
         "steps": item.steps,
         "trigger": item.trigger,
-        "embedding": vector,
-        "embedding_model": model_id,
-        "embedding_status": "done",
+        "embedding": None,
+        "embedding_status": "pending",
+        "job_id": job_id,
     }
 
 
@@ -255,10 +253,9 @@ _REEMBED_FIELDS = {"content", "speaker", "title", "trigger", "steps"}
 _DIALOGUE_IDENTITY = {"content", "role", "speaker", "occurred_at"}
 
 
-def update_memory(
-    db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, patch: MemoryUpdate, embedder: TextEmbedder
-) -> MemoryPublic:
-    """Apply a PATCH as a new version; changed text is re-embedded."""
+def update_memory(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, patch: MemoryUpdate) -> MemoryPublic:
+    """Apply a PATCH as a new version; changed text goes back to pending under a new embed job (its `job_id`),
+    to be enqueued after commit."""
     memory = repository.get(db, tenant_id, memory_id, for_update=True)
     if memory is None:
         raise NotFound(f"No memory {memory_id}.")
@@ -283,9 +280,10 @@ def update_memory(
             raise Conflict(f"Memory {holder} in the same scope already has this content.")
         memory.content_hash = digest
     if _REEMBED_FIELDS & changes.keys():
-        memory.embedding = embedder.embed([embedding_text(memory)])[0]
-        memory.embedding_model = embedder.model_id
-        memory.embedding_status = "done"
+        # The old vector describes the old text: drop it; until the new one exists, search finds it lexically.
+        memory.embedding = None
+        memory.embedding_status = "pending"
+        memory.job_id = jobs.add(db, tenant_id, kind="embed").id
     memory.version += 1
     memory.updated_at = func.now()
     db.flush()

@@ -4,6 +4,7 @@ from memsvc.models.base import EMBEDDING_DIM, Base
 from memsvc.models.memory import (
     MEMORY_TYPES,
     IdempotencyRecord,
+    Job,
     Memory,
     MemoryLink,
     MemoryVersion,
@@ -16,6 +17,7 @@ __all__ = [
     "ApiKey",
     "Base",
     "IdempotencyRecord",
+    "Job",
     "Memory",
     "MemoryLink",
     "MemoryVersion",

@@ -6,6 +6,7 @@ from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Computed,
     DateTime,
     ForeignKey,
     Identity,
@@ -15,8 +16,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from memsvc.models.base import EMBEDDING_DIM, Base
@@ -37,6 +39,9 @@ class Memory(Base):
         Index("ix_memories_tenant_agent", "tenant_id", "agent_id"),
         Index("ix_memories_tenant_session_turn", "tenant_id", "session_id", "turn_index"),
         Index("ix_memories_tenant_seq", "tenant_id", "seq"),
+        Index("ix_memories_job_id", "job_id"),
+        Index("ix_memories_content_tsv", "content_tsv", postgresql_using="gin"),
+        Index("ix_memories_pending", "tenant_id", "seq", postgresql_where=text("embedding_status = 'pending'")),
         Index(
             "ix_memories_embedding_hnsw",
             "embedding",
@@ -76,6 +81,13 @@ class Memory(Base):
     embedding: Mapped[Any | None] = mapped_column(HALFVEC(EMBEDDING_DIM))
     embedding_model: Mapped[str | None] = mapped_column(String(200))
     embedding_status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    embedding_error: Mapped[str | None] = mapped_column(Text)
+    # The job that (re-)embeds this memory; its progress is counted from these rows.
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    # Lexical index: how a memory is found before its embedding exists (read-your-writes).
+    content_tsv: Mapped[Any] = mapped_column(
+        TSVECTOR, Computed("to_tsvector('english', content)", persisted=True), deferred=True
+    )
 
 
 class MemoryLink(Base):
@@ -104,6 +116,25 @@ class MemoryVersion(Base):
     change: Mapped[str] = mapped_column(String(16))
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSONB)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+JOB_STATUSES = ("queued", "running", "done", "failed")
+
+
+class Job(Base):
+    """Background work on a set of memories (those whose `job_id` points here); counts come from those rows."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (CheckConstraint(f"status IN {JOB_STATUSES}", name="status_known"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), server_default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class IdempotencyRecord(Base):

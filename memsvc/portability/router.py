@@ -6,6 +6,7 @@ from fastapi.responses import StreamingResponse
 
 from memsvc.core.deps import DbDep, TenantDep
 from memsvc.core.errors import problem_responses
+from memsvc.jobs.dispatch import enqueue_after_commit
 from memsvc.memories.repository import MemoryFilter
 from memsvc.memories.router import ScopeQuery
 from memsvc.memories.schemas import MemoryType
@@ -57,8 +58,9 @@ async def import_(request: Request, db: DbDep, tenant: TenantDep) -> ImportRepor
     records = service.parse_lines(await request.body())
 
     def restore() -> ImportReport:
-        report = service.import_records(db, tenant.tenant_id, records, request.app.state.embedder)
+        report = service.import_records(db, tenant.tenant_id, records, request.app.state.settings.embedding_model_id)
         db.commit()
+        enqueue_after_commit(request.app.state.dispatcher, tenant.tenant_id, report.job_id)
         return report
 
     return await run_in_threadpool(restore)

@@ -13,6 +13,7 @@ class ExportedLink(BaseModel):
 class ExportRecord(MemoryPublic):
     """One NDJSON line of an export: a memory with everything needed to restore it exactly."""
 
+    job_id: uuid.UUID | None = Field(default=None, exclude=True, description="Not exported: operational state.")
     content_hash: str | None = Field(default=None, description="Dedupe identity (kept so re-import dedupes).")
     embedding: list[float] | None = Field(default=None, description="Stored embedding (float16 values).")
     links: list[ExportedLink] = Field(default_factory=list, description="Incoming links (sources).")
@@ -24,4 +25,5 @@ class ImportReport(BaseModel):
     skipped: int = Field(description="Lines whose memory (same id or same content in scope) already existed.")
     links: int = Field(description="Evidence links restored.")
     versions: int = Field(description="History versions restored.")
-    reembedded: int = Field(description="Memories embedded anew (no stored embedding from the current model).")
+    reembedded: int = Field(description="Memories queued for embedding (none stored from the current model).")
+    job_id: uuid.UUID = Field(description="Background job embedding those memories: GET /v1/jobs/{job_id}.")

@@ -10,10 +10,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from memsvc.core.db import tenant_session
 from memsvc.core.errors import Unprocessable
+from memsvc.jobs import repository as jobs
 from memsvc.memories import repository
 from memsvc.memories.repository import MemoryFilter
 from memsvc.memories.schemas import MemoryCreate, MemoryPublic, MemoryType
-from memsvc.memories.service import TextEmbedder, content_hash, dialogue_discriminator, embedding_text, snapshot
+from memsvc.memories.service import content_hash, dialogue_discriminator, snapshot
 from memsvc.models import EMBEDDING_DIM
 from memsvc.portability.schemas import ExportedLink, ExportRecord, ImportReport
 
@@ -95,14 +96,13 @@ def parse_lines(body: bytes) -> list[ExportRecord]:
     return records
 
 
-def import_records(
-    db: Session, tenant_id: uuid.UUID, records: list[ExportRecord], embedder: TextEmbedder
-) -> ImportReport:
-    """Restore exported memories with their ids; ones already stored (same id or same content) are skipped."""
-    stale = [r for r in records if r.embedding is None or r.embedding_model != embedder.model_id]
-    fresh = embedder.embed([embedding_text(r) for r in stale])
-    new_vectors = {r.id: fresh[n] for n, r in enumerate(stale)}
-    rows = [_row(tenant_id, r, new_vectors.get(r.id), embedder.model_id) for r in records]
+def import_records(db: Session, tenant_id: uuid.UUID, records: list[ExportRecord], model_id: str) -> ImportReport:
+    """Restore exported memories with their ids; ones already stored (same id or same content) are skipped.
+    Records without an embedding from `model_id` are stored pending under the report's job (enqueue it after
+    commit)."""
+    job = jobs.add(db, tenant_id, kind="embed")
+    stale = {r.id for r in records if r.embedding is None or r.embedding_model != model_id}
+    rows = [_row(tenant_id, r, job.id if r.id in stale else None) for r in records]
     inserted = repository.insert_preserving_ids(db, rows)
 
     linkable = inserted | repository.existing_ids(db, tenant_id, {link.source_id for r in records for link in r.links})
@@ -135,18 +135,20 @@ def import_records(
         skipped=len(records) - len(inserted),
         links=link_count,
         versions=len(versions),
-        reembedded=sum(1 for r in stale if r.id in inserted),
+        reembedded=len(stale & inserted),
+        job_id=job.id,
     )
 
 
-def _row(tenant_id: uuid.UUID, r: ExportRecord, vector: np.ndarray | None, model_id: str) -> dict[str, Any]:
+def _row(tenant_id: uuid.UUID, r: ExportRecord, embed_job_id: uuid.UUID | None) -> dict[str, Any]:
+    dialogue = r.type is MemoryType.dialogue
     digest = r.content_hash or content_hash(
         user_id=r.user_id,
         agent_id=r.agent_id,
         session_id=r.session_id,
         type=r.type.value,
         content=r.content,
-        discriminator=dialogue_discriminator(r.role, r.speaker, r.occurred_at) if r.type is MemoryType.dialogue else "",
+        discriminator=dialogue_discriminator(r.role, r.speaker, r.occurred_at) if dialogue else "",
     )
     return {
         "id": r.id,
@@ -170,7 +172,8 @@ def _row(tenant_id: uuid.UUID, r: ExportRecord, vector: np.ndarray | None, model
         "title": r.title,
         "steps": r.steps,
         "trigger": r.trigger,
-        "embedding": np.asarray(r.embedding, dtype=np.float32) if vector is None else vector,
-        "embedding_model": model_id if vector is not None else r.embedding_model,
-        "embedding_status": "done",
+        "embedding": None if embed_job_id else np.asarray(r.embedding, dtype=np.float32),
+        "embedding_model": None if embed_job_id else r.embedding_model,
+        "embedding_status": "pending" if embed_job_id else "done",
+        "job_id": embed_job_id,
     }

@@ -3,7 +3,7 @@
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from memsvc.memories.repository import MemoryFilter
@@ -30,3 +30,17 @@ def nearest(db: Session, where: MemoryFilter, query_vector: np.ndarray, top_k: i
         .order_by(candidates.c.distance, Memory.seq)
     )
     return [(memory, 1.0 - float(dist)) for memory, dist in rows]
+
+
+def pending_text_matches(db: Session, where: MemoryFilter, query: str, limit: int) -> list[tuple[Memory, float]]:
+    """Memories not embedded yet whose text matches `query` (Postgres full-text), best first, with a rank in
+    [0, 1): a write is findable the moment it is acknowledged."""
+    tsquery = func.websearch_to_tsquery("english", query)
+    rank = func.ts_rank_cd(Memory.content_tsv, tsquery, 32).label("rank")  # 32: rank / (rank + 1)
+    rows: Any = db.execute(
+        where.apply(select(Memory, rank))
+        .where(Memory.embedding_status == "pending", Memory.content_tsv.bool_op("@@")(tsquery))
+        .order_by(rank.desc(), Memory.seq)
+        .limit(limit)
+    )
+    return [(memory, float(r)) for memory, r in rows]

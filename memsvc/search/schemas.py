@@ -1,11 +1,12 @@
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from memsvc.memories.schemas import MemoryPublic, MemoryType, Metadata, ScopeId, Timestamp, _as_utc, _no_nul
 
 MAX_TOP_K = 100
+MatchKind = Literal["dense", "lexical"]
 
 
 def _check_query(value: str) -> str:
@@ -41,7 +42,12 @@ class SearchRequest(BaseModel):
 
 class SearchHit(BaseModel):
     memory: MemoryPublic = Field(description="The matching memory.")
-    score: float = Field(description="Cosine similarity of query and memory, in [-1, 1]; higher is closer.")
+    score: float = Field(
+        description="dense: cosine similarity of query and memory, in [-1, 1]; lexical: text rank in [0, 1)."
+    )
+    matched_by: MatchKind = Field(
+        description="dense (embedding), or lexical for a memory not embedded yet (read-your-writes)."
+    )
 
 
 class SearchResponse(BaseModel):

@@ -1,17 +1,20 @@
 import uuid
 from datetime import UTC, datetime
+from itertools import zip_longest
 
 from sqlalchemy.orm import Session
 
 from memsvc.memories import service as memories
 from memsvc.memories.repository import MemoryFilter
 from memsvc.memories.service import TextEmbedder
+from memsvc.models import Memory
 from memsvc.search import repository
-from memsvc.search.schemas import SearchHit, SearchRequest, SearchResponse
+from memsvc.search.schemas import MatchKind, SearchHit, SearchRequest, SearchResponse
 
 
 def search(db: Session, tenant_id: uuid.UUID, request: SearchRequest, embedder: TextEmbedder) -> SearchResponse:
-    """Dense search over the tenant's memories in the requested scope, best first."""
+    """Dense search over the tenant's embedded memories in the requested scope, best first, interleaved with
+    lexical matches among memories still waiting for their embedding."""
     where = MemoryFilter(
         tenant_id=tenant_id,
         user_id=request.user_id,
@@ -24,6 +27,19 @@ def search(db: Session, tenant_id: uuid.UUID, request: SearchRequest, embedder: 
         valid_at=None if request.include_expired else (request.as_of or datetime.now(UTC)),
     )
     query_vector = embedder.embed([request.query])[0]
-    found = repository.nearest(db, where, query_vector, request.top_k)
-    public = memories.to_public(db, where.tenant_id, [m for m, _ in found])
-    return SearchResponse(hits=[SearchHit(memory=p, score=s) for p, (_, s) in zip(public, found, strict=True)])
+    dense: list[tuple[Memory, float, MatchKind]] = [
+        (m, s, "dense") for m, s in repository.nearest(db, where, query_vector, request.top_k)
+    ]
+    lexical: list[tuple[Memory, float, MatchKind]] = [
+        (m, s, "lexical") for m, s in repository.pending_text_matches(db, where, request.query, request.top_k)
+    ]
+    # The two lists never share a memory; taking them rank by rank keeps a just-written memory from being
+    # crowded out by embedded ones until its own embedding lands.
+    merged = [hit for pair in zip_longest(dense, lexical) for hit in pair if hit is not None][: request.top_k]
+    public = memories.to_public(db, where.tenant_id, [m for m, _, _ in merged])
+    return SearchResponse(
+        hits=[
+            SearchHit(memory=p, score=score, matched_by=kind)
+            for p, (_, score, kind) in zip(public, merged, strict=True)
+        ]
+    )

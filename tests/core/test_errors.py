@@ -93,8 +93,8 @@ def test_body_under_limit_still_works_with_and_without_content_length(small_clie
     plain = small_client.post("/v1/memories", content=memory_body("Small enough."), headers=headers)
     chunked = small_client.post("/v1/memories", content=chunks(memory_body("Also small."), 64), headers=headers)
 
-    assert plain.status_code == 201, plain.text
-    assert chunked.status_code == 201, chunked.text
+    assert plain.status_code == 202, plain.text
+    assert chunked.status_code == 202, chunked.text
     listed = small_client.get("/v1/memories", params={"user_id": "u1", "order": "asc"}, headers=tenant.headers)
     assert [m["content"] for m in listed.json()["data"]] == ["Small enough.", "Also small."]
 
@@ -108,7 +108,7 @@ def test_body_exactly_at_limit_is_accepted(small_client, tenant):
         "/v1/memories", content=body, headers={**tenant.headers, "Content-Type": "application/json"}
     )
 
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
 
 
 @pytest.mark.parametrize("raw", [b'{"memories": [', b"{'memories': []}", b"not json at all"])

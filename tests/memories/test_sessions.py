@@ -3,7 +3,7 @@
 import uuid
 from datetime import UTC, datetime
 
-from tests.conftest import add_memories, assert_problem
+from tests.conftest import add_memories, assert_problem, wait_for_job
 
 
 def append(client, tenant, session_id, messages, headers=None, **scope):
@@ -41,7 +41,8 @@ CONVERSATION = [
 
 def test_append_stores_turns_as_dialogue_memories(client, tenant):
     response = append(client, tenant, "s1", CONVERSATION, user_id="u1", agent_id="support")
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
+    wait_for_job(client, tenant, response.json()["job_id"])
     body = response.json()
     assert body["created"] == 3 and body["duplicates"] == 0
     assert [r["status"] for r in body["results"]] == ["created"] * 3
@@ -65,7 +66,7 @@ def test_second_append_continues_the_turn_order(client, tenant):
         [{"role": "assistant", "content": "Found it."}, {"role": "user", "content": "Thanks!"}],
         user_id="u1",
     )
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     stored = [get(client, tenant, r["id"]) for r in response.json()["results"]]
     assert [m["turn_index"] for m in stored] == [3, 4]
     assert [m["speaker"] for m in stored] == [None, None]
@@ -131,7 +132,7 @@ def test_message_metadata_is_kept(client, tenant):
 def test_all_roles_are_accepted(client, tenant):
     roles = ["user", "assistant", "system", "tool"]
     response = append(client, tenant, "s1", [{"role": r, "content": f"{r} says"} for r in roles])
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     assert [m["role"] for m in messages(client, tenant, "s1")["data"]] == roles
 
 
@@ -210,7 +211,7 @@ def test_append_with_idempotency_key_stores_turns_once(client, tenant):
     key = {"Idempotency-Key": "append-" + uuid.uuid4().hex}
     first = append(client, tenant, "s1", CONVERSATION, headers=key)
     second = append(client, tenant, "s1", CONVERSATION, headers=key)
-    assert first.status_code == 201 and second.status_code == 201
+    assert first.status_code == 202 and second.status_code == 202
     assert second.json() == first.json()
     assert messages(client, tenant, "s1")["count"] == 3
     other_session = append(client, tenant, "s2", CONVERSATION, headers=key)

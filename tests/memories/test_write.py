@@ -3,7 +3,7 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from tests.conftest import add_memories, assert_problem
+from tests.conftest import add_memories, assert_problem, wait_for_job
 
 
 def post(client, tenant, *items, headers=None):
@@ -40,7 +40,8 @@ def test_episodic_memory_is_stored_with_its_event_time(client, tenant):
         tenant,
         {"type": "episodic", "content": "Alice visited Lisbon.", "user_id": "u1", "occurred_at": occurred},
     )
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
+    wait_for_job(client, tenant, response.json()["job_id"])
     body = response.json()
     assert body["created"] == 1 and body["duplicates"] == 0
     assert [r["status"] for r in body["results"]] == ["created"]
@@ -83,7 +84,8 @@ def test_semantic_memory_keeps_its_metadata_and_scope(client, tenant):
             "metadata": metadata,
         },
     )
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
+    wait_for_job(client, tenant, response.json()["job_id"])
     memory = get(client, tenant, response.json()["results"][0]["id"])
     assert memory["type"] == "semantic"
     assert memory["metadata"] == metadata
@@ -106,7 +108,8 @@ def test_procedural_memory_keeps_title_steps_and_trigger(client, tenant):
             "trigger": "A user cannot log in",
         },
     )
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
+    wait_for_job(client, tenant, response.json()["job_id"])
     memory = get(client, tenant, response.json()["results"][0]["id"])
     assert memory["type"] == "procedural"
     assert memory["content"] == "How to reset a password."
@@ -125,7 +128,8 @@ def test_dialogue_memory_gets_a_turn_index_in_its_session(client, tenant):
         {"type": "dialogue", "content": "Hi there", "session_id": "s1", "role": "user", "speaker": "Alice"},
         {"type": "dialogue", "content": "Hello Alice", "session_id": "s1", "role": "assistant", "speaker": "Bot"},
     )
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
+    wait_for_job(client, tenant, response.json()["job_id"])
     body = response.json()
     assert body["created"] == 2 and body["duplicates"] == 0
     first, second = (get(client, tenant, r["id"]) for r in body["results"])
@@ -144,7 +148,7 @@ def test_content_is_stored_exactly_as_written(client, tenant):
 def test_batch_results_are_in_submission_order(client, tenant):
     contents = [f"fact number {i}" for i in range(5)]
     response = post(client, tenant, *({"type": "semantic", "content": c, "user_id": "u1"} for c in contents))
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     ids = [r["id"] for r in response.json()["results"]]
     assert len(set(ids)) == 5
     assert [get(client, tenant, i)["content"] for i in ids] == contents
@@ -157,7 +161,7 @@ def test_exact_duplicate_in_same_scope_returns_existing_id(client, tenant):
     item = {"type": "semantic", "content": "Bob likes tea.", "user_id": "u1"}
     first = post(client, tenant, item).json()
     second = post(client, tenant, item)
-    assert second.status_code == 201, second.text
+    assert second.status_code == 202, second.text
     body = second.json()
     assert body["results"] == [{"id": first["results"][0]["id"], "status": "duplicate"}]
     assert body["created"] == 0 and body["duplicates"] == 1
@@ -168,7 +172,7 @@ def test_duplicate_inside_one_batch_is_stored_once(client, tenant):
     item = {"type": "semantic", "content": "Bob likes tea.", "user_id": "u1"}
     other = {"type": "semantic", "content": "Bob likes coffee.", "user_id": "u1"}
     response = post(client, tenant, item, other, item)
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     body = response.json()
     assert [r["status"] for r in body["results"]] == ["created", "created", "duplicate"]
     assert body["results"][2]["id"] == body["results"][0]["id"]
@@ -179,7 +183,7 @@ def test_duplicate_inside_one_batch_is_stored_once(client, tenant):
 def test_same_content_in_another_user_scope_is_a_new_memory(client, tenant):
     (first,) = add_memories(client, tenant, {"content": "Likes jazz.", "user_id": "u1"})
     response = post(client, tenant, {"type": "semantic", "content": "Likes jazz.", "user_id": "u2"})
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     result = response.json()["results"][0]
     assert result["status"] == "created" and result["id"] != first
     assert get(client, tenant, result["id"])["user_id"] == "u2"
@@ -193,7 +197,7 @@ def test_same_content_with_another_type_or_agent_is_a_new_memory(client, tenant)
         {"type": "episodic", "content": "Likes jazz.", "user_id": "u1"},
         {"type": "semantic", "content": "Likes jazz.", "user_id": "u1", "agent_id": "a1"},
     )
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     assert [r["status"] for r in response.json()["results"]] == ["created", "created"]
     assert len({first, *(r["id"] for r in response.json()["results"])}) == 3
 
@@ -201,7 +205,7 @@ def test_same_content_with_another_type_or_agent_is_a_new_memory(client, tenant)
 def test_same_content_in_another_tenant_is_not_a_duplicate(client, tenant, other_tenant):
     (mine,) = add_memories(client, tenant, {"content": "Shared sentence."})
     response = post(client, other_tenant, {"type": "semantic", "content": "Shared sentence.", "user_id": "u1"})
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     assert response.json()["results"][0]["status"] == "created"
     assert response.json()["results"][0]["id"] != mine
 
@@ -210,7 +214,7 @@ def test_dialogue_turns_without_timestamp_never_dedupe(client, tenant):
     turn = {"type": "dialogue", "content": "ok", "session_id": "s1", "role": "user"}
     first = post(client, tenant, turn, turn)
     second = post(client, tenant, turn)
-    assert first.status_code == 201 and second.status_code == 201
+    assert first.status_code == 202 and second.status_code == 202
     assert first.json()["created"] == 2 and second.json()["created"] == 1
     ids = [r["id"] for r in first.json()["results"] + second.json()["results"]]
     assert len(set(ids)) == 3
@@ -258,7 +262,7 @@ def test_dialogue_turns_with_same_timestamp_but_other_speaker_or_role_are_distin
         "occurred_at": "2024-05-01T09:00:00Z",
     }
     response = post(client, tenant, turn, {**turn, "role": "assistant"}, {**turn, "speaker": "Alice"})
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     assert response.json()["created"] == 3
 
 
@@ -292,7 +296,7 @@ def test_dialogue_turns_of_several_sessions_in_one_batch_are_numbered_per_sessio
         for n, session in enumerate(["s1", "s2", "s1", "s2", "s2"])
     ]
     response = post(client, tenant, *turns)
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     stored = [get(client, tenant, r["id"]) for r in response.json()["results"]]
     assert [(m["session_id"], m["turn_index"]) for m in stored] == [
         ("s1", 0),
@@ -419,7 +423,7 @@ def test_1001_items_are_rejected_and_nothing_is_stored(client, tenant):
 def test_1000_items_are_accepted(client, tenant):
     items = [{"type": "semantic", "content": f"n{i}", "user_id": "u1"} for i in range(1000)]
     response = post(client, tenant, *items)
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     body = response.json()
     assert body["created"] == 1000 and body["duplicates"] == 0
     assert len({r["id"] for r in body["results"]}) == 1000
@@ -513,7 +517,7 @@ def test_same_idempotency_key_and_body_replays_the_first_answer(client, tenant):
     key = {"Idempotency-Key": "write-" + uuid.uuid4().hex}
     first = post(client, tenant, item, headers=key)
     second = post(client, tenant, item, headers=key)
-    assert first.status_code == 201 and second.status_code == 201
+    assert first.status_code == 202 and second.status_code == 202
     assert second.json() == first.json()
     assert first.json()["results"][0]["status"] == "created"
     assert [m["id"] for m in all_memories(client, tenant)] == [first.json()["results"][0]["id"]]
@@ -522,7 +526,7 @@ def test_same_idempotency_key_and_body_replays_the_first_answer(client, tenant):
 def test_same_idempotency_key_with_other_body_is_422(client, tenant):
     key = {"Idempotency-Key": "k1"}
     first = post(client, tenant, {"type": "semantic", "content": "one", "user_id": "u1"}, headers=key)
-    assert first.status_code == 201
+    assert first.status_code == 202
     response = post(client, tenant, {"type": "semantic", "content": "two", "user_id": "u1"}, headers=key)
     assert_problem(response, 422)
     assert [m["content"] for m in all_memories(client, tenant)] == ["one"]
@@ -533,7 +537,7 @@ def test_idempotency_keys_are_per_tenant(client, tenant, other_tenant):
     key = {"Idempotency-Key": "shared-key"}
     mine = post(client, tenant, item, headers=key)
     theirs = post(client, other_tenant, item, headers=key)
-    assert mine.status_code == 201 and theirs.status_code == 201
+    assert mine.status_code == 202 and theirs.status_code == 202
     assert theirs.json()["results"][0]["status"] == "created"
     assert theirs.json()["results"][0]["id"] != mine.json()["results"][0]["id"]
     assert len(all_memories(client, other_tenant)) == 1
@@ -545,7 +549,7 @@ def test_rejected_write_does_not_consume_the_idempotency_key(client, tenant):
     bad = {"type": "semantic", "content": "x", "user_id": "u1", "source_ids": [str(uuid.uuid4())]}
     assert_problem(post(client, tenant, bad, headers=key), 422)
     response = post(client, tenant, {"type": "semantic", "content": "x", "user_id": "u1"}, headers=key)
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     assert response.json()["created"] == 1
 
 
@@ -563,7 +567,7 @@ def test_source_ids_are_kept_as_evidence(client, tenant):
     response = post(
         client, tenant, {"type": "semantic", "content": "Alice lives in Berlin.", "user_id": "u1", "source_ids": [a, b]}
     )
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     derived = get(client, tenant, response.json()["results"][0]["id"])
     assert sorted(derived["source_ids"]) == sorted([a, b])
     assert get(client, tenant, a)["source_ids"] == []
@@ -576,7 +580,7 @@ def test_supersedes_closes_the_old_fact(client, tenant):
     response = post(
         client, tenant, {"type": "semantic", "content": "Alice lives in Berlin.", "user_id": "u1", "supersedes": [old]}
     )
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     new = response.json()["results"][0]["id"]
     closed = get(client, tenant, old)
     assert closed["valid_to"] is not None

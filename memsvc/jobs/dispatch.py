@@ -1,0 +1,146 @@
+"""Getting jobs to a worker after the write has committed: Celery when a broker is configured, otherwise a
+worker thread inside the API process (the embedded default). Both run the same domain code, and both are backed
+by a sweeper, so work whose message was lost (broker down, process killed) is found in Postgres and done."""
+
+import heapq
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from memsvc.core.settings import Settings
+from memsvc.embeddings import service as embeddings
+from memsvc.jobs import repository as jobs
+from memsvc.memories.service import TextEmbedder
+
+log = logging.getLogger(__name__)
+
+EMBED_TASK = "memsvc.embed_job"
+
+
+class JobDispatcher(Protocol):
+    def enqueue_embed(self, tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
+        """Hand a committed job to a worker; may raise if the broker is unreachable (the sweeper retries)."""
+        ...
+
+
+def enqueue_after_commit(dispatcher: JobDispatcher, tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
+    """Called once the write is durable. A broker failure does not fail the write: the job stays pending in
+    Postgres and the sweeper enqueues it again."""
+    try:
+        dispatcher.enqueue_embed(tenant_id, job_id)
+    except Exception:
+        log.warning("could not enqueue job %s now; the sweeper will", job_id, exc_info=True)
+
+
+def sweep(
+    factory: sessionmaker[Session], older_than: timedelta, enqueue: Callable[[uuid.UUID, uuid.UUID], None]
+) -> int:
+    """Enqueue again every job with memories still pending after `older_than`; returns how many."""
+    with factory() as db:
+        unfinished = jobs.unfinished_jobs(db, older_than)
+    for tenant_id, job_id in unfinished:
+        try:
+            enqueue(tenant_id, job_id)
+        except Exception:  # broker still down: the next sweep tries again
+            log.warning("sweeper could not enqueue job %s", job_id, exc_info=True)
+            break
+    return len(unfinished)
+
+
+class CeleryDispatcher:
+    """Publishes job ids to the Celery broker (queue `embed`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from workers.app import make_celery
+
+        self._app = make_celery(settings)
+
+    def enqueue_embed(self, tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
+        # retry=False: with the broker down, fail now and let the sweeper re-enqueue, rather than hold the request.
+        self._app.send_task(EMBED_TASK, args=[str(tenant_id), str(job_id)], queue="embed", retry=False)
+
+
+class InProcessWorker:
+    """A background thread that runs jobs in the API process, with retries and a sweeper loop."""
+
+    def __init__(
+        self, factory: sessionmaker[Session], embedder: Callable[[], TextEmbedder], settings: Settings
+    ) -> None:
+        self._factory = factory
+        self._embedder = embedder
+        self._settings = settings
+        self._due: list[tuple[float, int, uuid.UUID, uuid.UUID, int]] = []  # (when, seq, tenant, job, retry)
+        self._seq = 0
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="memsvc-jobs", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join(timeout=30)
+
+    def enqueue_embed(self, tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
+        self._schedule(tenant_id, job_id, retry=0, delay=0.0)
+
+    def _schedule(self, tenant_id: uuid.UUID, job_id: uuid.UUID, retry: int, delay: float) -> None:
+        with self._wake:
+            self._seq += 1
+            heapq.heappush(self._due, (time.monotonic() + delay, self._seq, tenant_id, job_id, retry))
+            self._wake.notify()
+
+    def _run(self) -> None:
+        # Whatever a previous process left pending (crash, kill) is picked up at start.
+        self._sweep(timedelta(0))
+        next_sweep = time.monotonic() + self._settings.sweep_interval_s
+        while True:
+            item = self._next_due(next_sweep)
+            if self._stopping:
+                return
+            if item is not None:
+                _, _, tenant_id, job_id, retry = item
+                self._process(tenant_id, job_id, retry)
+            elif time.monotonic() >= next_sweep:
+                self._sweep(timedelta(seconds=self._settings.sweep_after_s))
+                next_sweep = time.monotonic() + self._settings.sweep_interval_s
+
+    def _next_due(self, next_sweep: float) -> tuple[float, int, uuid.UUID, uuid.UUID, int] | None:
+        """Wait for a due job (returned), the next sweep time or a stop (None)."""
+        with self._wake:
+            while not self._stopping:
+                now = time.monotonic()
+                if self._due and self._due[0][0] <= now:
+                    return heapq.heappop(self._due)
+                if now >= next_sweep:
+                    return None
+                self._wake.wait(min(next_sweep, self._due[0][0]) - now if self._due else next_sweep - now)
+            return None
+
+    def _process(self, tenant_id: uuid.UUID, job_id: uuid.UUID, retry: int) -> None:
+        try:
+            embeddings.embed_job(
+                self._factory, tenant_id, job_id, self._embedder(), self._settings.embedding_batch_size
+            )
+        except Exception as exc:
+            if retry >= self._settings.job_max_retries:
+                embeddings.fail_job(self._factory, tenant_id, job_id, f"{type(exc).__name__}: {exc}")
+                return
+            delay = self._settings.job_retry_backoff_s * 2**retry
+            log.warning("job %s failed (retry %d in %.1f s): %s", job_id, retry + 1, delay, exc)
+            self._schedule(tenant_id, job_id, retry=retry + 1, delay=delay)
+
+    def _sweep(self, older_than: timedelta) -> None:
+        try:
+            sweep(self._factory, older_than, self.enqueue_embed)
+        except Exception:  # the database may be briefly away; the next sweep tries again
+            log.warning("sweep failed", exc_info=True)

@@ -1,0 +1,111 @@
+"""SQL for jobs and for the memories they embed."""
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import case, func, select, text, update
+from sqlalchemy.orm import Session
+
+from memsvc.models import Job, Memory
+
+
+def add(db: Session, tenant_id: uuid.UUID, kind: str) -> Job:
+    job = Job(id=uuid.uuid4(), tenant_id=tenant_id, kind=kind)
+    db.add(job)
+    db.flush()
+    return job
+
+
+def get(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:
+    return db.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.id == job_id))
+
+
+def item_counts(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> dict[str, int]:
+    """How many of the job's memories are pending, done and failed."""
+    rows = db.execute(
+        select(Memory.embedding_status, func.count())
+        .where(Memory.tenant_id == tenant_id, Memory.job_id == job_id)
+        .group_by(Memory.embedding_status)
+    )
+    counts = {"pending": 0, "done": 0, "failed": 0}
+    counts.update({status: int(n) for status, n in rows})
+    return counts
+
+
+def item_errors(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID, limit: int) -> list[tuple[uuid.UUID, str]]:
+    rows = db.execute(
+        select(Memory.id, Memory.embedding_error)
+        .where(Memory.tenant_id == tenant_id, Memory.job_id == job_id, Memory.embedding_status == "failed")
+        .order_by(Memory.seq)
+        .limit(limit)
+    )
+    return [(memory_id, error or "") for memory_id, error in rows]
+
+
+def set_status(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID, status: str, error: str | None = None) -> None:
+    db.execute(
+        update(Job)
+        .where(Job.tenant_id == tenant_id, Job.id == job_id)
+        .values(status=status, error=error, updated_at=func.now())
+    )
+
+
+def count_attempt(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> int:
+    attempts = db.scalar(
+        update(Job)
+        .where(Job.tenant_id == tenant_id, Job.id == job_id)
+        .values(attempts=Job.attempts + 1, status="running", updated_at=func.now())
+        .returning(Job.attempts)
+    )
+    return int(attempts or 0)
+
+
+def claim_pending(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID, limit: int) -> list[Memory]:
+    """Lock up to `limit` pending memories, this job's first, then other pending ones of the tenant so that
+    many small writes share one model call. Rows another worker holds are skipped, not waited for."""
+    return list(
+        db.scalars(
+            select(Memory)
+            .where(Memory.tenant_id == tenant_id, Memory.embedding_status == "pending")
+            .order_by(case((Memory.job_id == job_id, 0), else_=1), Memory.seq)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+
+
+def has_pending(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> bool:
+    return (
+        db.scalar(
+            select(Memory.id)
+            .where(Memory.tenant_id == tenant_id, Memory.job_id == job_id, Memory.embedding_status == "pending")
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def store_embeddings(db: Session, memories: list[Memory], vectors: np.ndarray, model_id: str) -> None:
+    # Keyed by memory: a redelivered batch overwrites the same column, it never adds a row.
+    for memory, vector in zip(memories, vectors, strict=True):
+        memory.embedding = vector
+        memory.embedding_model = model_id
+        memory.embedding_status = "done"
+        memory.embedding_error = None
+    db.flush()
+
+
+def fail_pending(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID, error: str) -> None:
+    db.execute(
+        update(Memory)
+        .where(Memory.tenant_id == tenant_id, Memory.job_id == job_id, Memory.embedding_status == "pending")
+        .values(embedding_status="failed", embedding_error=error)
+    )
+
+
+def unfinished_jobs(db: Session, older_than: timedelta) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(tenant, job) pairs with memories still pending after `older_than`, across all tenants."""
+    rows: Any = db.execute(text("SELECT tenant_id, job_id FROM memsvc_unfinished_jobs(:age)"), {"age": older_than})
+    return [(tenant_id, job_id) for tenant_id, job_id in rows]

@@ -1,0 +1,79 @@
+"""Celery tasks: thin wrappers that take ids, load what they need once per process, and call domain code."""
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+
+from celery import Task
+from celery.signals import worker_ready
+from sqlalchemy.orm import Session, sessionmaker
+
+from memsvc.core.db import make_engine, make_session_factory
+from memsvc.core.embedded import resolve_database_url
+from memsvc.core.settings import get_settings
+from memsvc.embeddings import service as embeddings
+from memsvc.embeddings.embedder import get_embedder
+from memsvc.jobs.dispatch import EMBED_TASK, CeleryDispatcher, sweep
+from workers.app import celery_app
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache
+def session_factory() -> sessionmaker[Session]:
+    """One engine per worker process, acting as the non-owner role so row-level security applies."""
+    settings = get_settings()
+    return make_session_factory(make_engine(resolve_database_url(settings), app_role=settings.app_role))
+
+
+class JobTask(Task):
+    """After the last retry, the job is marked failed with its error (visible at GET /v1/jobs/{id})."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        tenant_id, job_id = (uuid.UUID(a) for a in args[:2])
+        embeddings.fail_job(session_factory(), tenant_id, job_id, f"{type(exc).__name__}: {exc}")
+
+
+def job_task(name: str, queue: str) -> Callable[[Callable[..., Any]], Any]:
+    """The one decorator for memsvc tasks: naming, queue, late acks, exponential retry with jitter, dead-letter."""
+    settings = get_settings()
+    return celery_app.task(
+        name=name,
+        queue=queue,
+        base=JobTask,
+        acks_late=True,
+        autoretry_for=(Exception,),
+        max_retries=settings.job_max_retries,
+        retry_backoff=settings.job_retry_backoff_s,
+        retry_backoff_max=300,
+        retry_jitter=True,
+    )
+
+
+@job_task(EMBED_TASK, queue="embed")
+def embed_job(tenant_id: str, job_id: str) -> None:
+    embeddings.embed_job(
+        session_factory(), uuid.UUID(tenant_id), uuid.UUID(job_id), get_embedder(), get_settings().embedding_batch_size
+    )
+
+
+@worker_ready.connect
+def start_sweeper(**_: Any) -> None:
+    """A loop in the worker's main process that re-enqueues work left pending (lost message, broker outage)."""
+    settings = get_settings()
+    dispatcher = CeleryDispatcher(settings)
+    stop = threading.Event()
+
+    def loop() -> None:
+        older_than = timedelta(seconds=settings.sweep_after_s)
+        while not stop.wait(settings.sweep_interval_s):
+            try:
+                sweep(session_factory(), older_than, dispatcher.enqueue_embed)
+            except Exception:
+                log.warning("sweep failed", exc_info=True)
+
+    threading.Thread(target=loop, name="memsvc-sweeper", daemon=True).start()
