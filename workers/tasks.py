@@ -72,7 +72,7 @@ def start_sweeper(**_: Any) -> None:
         older_than = timedelta(seconds=settings.sweep_after_s)
         while not stop.wait(settings.sweep_interval_s):
             try:
-                sweep(session_factory(), older_than, dispatcher.enqueue_embed)
+                sweep(session_factory(), older_than, dispatcher.publish)
             except Exception:
                 log.warning("sweep failed", exc_info=True)
 

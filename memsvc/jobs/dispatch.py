@@ -4,6 +4,7 @@ by a sweeper, so work whose message was lost (broker down, process killed) is fo
 
 import heapq
 import logging
+import queue
 import threading
 import time
 import uuid
@@ -54,16 +55,41 @@ def sweep(
 
 
 class CeleryDispatcher:
-    """Publishes job ids to the Celery broker (queue `embed`)."""
+    """Publishes job ids to the Celery broker (queue `embed`) from a background thread, so a slow or unreachable
+    broker never holds a request. A message that cannot be published is dropped: its job stays pending in
+    Postgres and the worker's sweeper enqueues it again."""
+
+    QUEUE_LIMIT = 10_000
+    PAUSE_AFTER_FAILURE_S = 5.0
 
     def __init__(self, settings: Settings) -> None:
         from workers.app import make_celery
 
         self._app = make_celery(settings)
+        self._outbox: queue.Queue[tuple[uuid.UUID, uuid.UUID]] = queue.Queue(self.QUEUE_LIMIT)
+        self._broker_down_until = 0.0
+        threading.Thread(target=self._publish_forever, name="memsvc-publisher", daemon=True).start()
 
     def enqueue_embed(self, tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
-        # retry=False: with the broker down, fail now and let the sweeper re-enqueue, rather than hold the request.
+        try:
+            self._outbox.put_nowait((tenant_id, job_id))
+        except queue.Full:
+            log.warning("publish backlog full; job %s is left to the sweeper", job_id)
+
+    def publish(self, tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
+        """Send now, in the caller's thread (the sweeper's): raises if the broker is unreachable."""
         self._app.send_task(EMBED_TASK, args=[str(tenant_id), str(job_id)], queue="embed", retry=False)
+
+    def _publish_forever(self) -> None:
+        while True:
+            tenant_id, job_id = self._outbox.get()
+            if time.monotonic() < self._broker_down_until:
+                continue  # broker known to be down: leave the job to the sweeper instead of waiting again
+            try:
+                self.publish(tenant_id, job_id)
+            except Exception as exc:
+                self._broker_down_until = time.monotonic() + self.PAUSE_AFTER_FAILURE_S
+                log.warning("broker unreachable (%s); job %s is left to the sweeper", exc, job_id)
 
 
 class InProcessWorker:
