@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select, text, update
+from sqlalchemy import ColumnElement, Select, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -54,12 +54,6 @@ class MemoryFilter:
         return query
 
 
-def transaction_time(db: Session) -> datetime:
-    """The database's now(): one clock for created_at and the defaults computed in Python."""
-    value: datetime = db.execute(select(func.now())).scalar_one()
-    return value
-
-
 def get(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, *, for_update: bool = False) -> Memory | None:
     query = select(Memory).where(Memory.tenant_id == tenant_id, Memory.id == memory_id)
     if for_update:
@@ -104,17 +98,18 @@ def next_turn_index(db: Session, tenant_id: uuid.UUID, session_id: str) -> int:
     return 0 if last is None else last + 1
 
 
-def insert_new(db: Session, rows: list[dict[str, Any]]) -> dict[str, uuid.UUID]:
-    """Insert rows, skipping any whose content hash the tenant already has; returns hash → id of those inserted."""
+def insert_new(db: Session, rows: list[dict[str, Any]]) -> list[Memory]:
+    """Insert rows, skipping any whose content hash the tenant already has; returns the memories inserted."""
     if not rows:
-        return {}
-    result = db.execute(
-        insert(Memory)
-        .values(rows)
-        .on_conflict_do_nothing(constraint="uq_memories_tenant_content_hash")
-        .returning(Memory.content_hash, Memory.id)
+        return []
+    return list(
+        db.scalars(
+            insert(Memory)
+            .values(rows)
+            .on_conflict_do_nothing(constraint="uq_memories_tenant_content_hash")
+            .returning(Memory)
+        )
     )
-    return {h: i for h, i in result}
 
 
 def insert_preserving_ids(db: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
@@ -169,7 +164,9 @@ def links_of(
     return list(rows)
 
 
-def close_validity(db: Session, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID], at: datetime) -> None:
+def close_validity(
+    db: Session, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID], at: datetime | ColumnElement[datetime]
+) -> None:
     if ids:
         db.execute(
             update(Memory)

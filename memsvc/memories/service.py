@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlalchemy.orm import Session
 
 from memsvc.core.errors import Conflict, NotFound, Unprocessable
@@ -113,7 +113,7 @@ def to_public(db: Session, tenant_id: uuid.UUID, memories: Sequence[Memory]) -> 
 def create_memories(db: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCreate]) -> WriteResponse:
     """Store memories as pending under a new embed job (enqueue it after commit); exact duplicates in the same
     scope return the existing id instead of a new row."""
-    now = repository.transaction_time(db)
+    now = func.now()  # the transaction's time, the same as created_at
     referenced = {i for item in items for i in (*item.source_ids, *item.supersedes)}
     missing = referenced - repository.existing_ids(db, tenant_id, referenced)
     if missing:
@@ -132,13 +132,16 @@ def create_memories(db: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCre
     turn_indexes = _assign_turns(db, tenant_id, [items[p] for p in new_positions])
     job = jobs.add(db, tenant_id, kind="embed")
     rows = [_row(tenant_id, items[p], hashes[p], job.id, turn_indexes[n], now) for n, p in enumerate(new_positions)]
-    inserted = repository.insert_new(db, rows)
+    created = repository.insert_new(db, rows)
+    inserted = {m.content_hash: m.id for m in created}
     # A concurrent writer may have stored the same hash between our lookup and insert: it is a duplicate.
     raced = [h for h in (hashes[p] for p in new_positions) if h not in inserted]
     known.update(repository.ids_by_hash(db, tenant_id, raced))
-
-    created_ids = list(inserted.values())
-    _record_versions(db, tenant_id, created_ids, change="created")
+    repository.add_versions(
+        db,
+        tenant_id,
+        [{"memory_id": m.id, "version": 1, "change": "created", "snapshot": snapshot(m)} for m in created],
+    )
     links: list[tuple[uuid.UUID, uuid.UUID, str]] = []
     for item, h in ((items[p], hashes[p]) for p in new_positions if hashes[p] in inserted):
         links += [(s, inserted[h], "evidence") for s in item.source_ids]
@@ -178,7 +181,7 @@ def _row(
     digest: str,
     job_id: uuid.UUID,
     turn_index: int | None,
-    now: datetime,
+    now: datetime | ColumnElement[datetime],
 ) -> dict[str, Any]:
     return {
         "id": uuid.uuid4(),
@@ -203,17 +206,6 @@ def _row(
         "embedding_status": "pending",
         "job_id": job_id,
     }
-
-
-def _record_versions(db: Session, tenant_id: uuid.UUID, memory_ids: Sequence[uuid.UUID], change: str) -> None:
-    repository.add_versions(
-        db,
-        tenant_id,
-        [
-            {"memory_id": m.id, "version": m.version, "change": change, "snapshot": snapshot(m)}
-            for m in repository.get_many(db, tenant_id, memory_ids)
-        ],
-    )
 
 
 def get_memory(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> MemoryPublic:
