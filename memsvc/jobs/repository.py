@@ -88,13 +88,10 @@ def has_pending(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> bool:
 
 
 def store_embeddings(db: Session, memories: list[Memory], vectors: np.ndarray, model_id: str) -> None:
-    # Keyed by memory: a redelivered batch overwrites the same column, it never adds a row.
-    for memory, vector in zip(memories, vectors, strict=True):
-        memory.embedding = vector
-        memory.embedding_model = model_id
-        memory.embedding_status = "done"
-        memory.embedding_error = None
-    db.flush()
+    # Keyed by memory: a redelivered batch overwrites the same column, it never adds a row. One bulk UPDATE by
+    # primary key (executemany, pipelined by psycopg) rather than one flush per object.
+    done = {"embedding_model": model_id, "embedding_status": "done", "embedding_error": None}
+    db.execute(update(Memory), [{"id": m.id, "embedding": v, **done} for m, v in zip(memories, vectors, strict=True)])
 
 
 def fail_pending(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID, error: str) -> None:
