@@ -57,7 +57,7 @@ def job_task(name: str, queue: str) -> Callable[[Callable[..., Any]], Any]:
 @job_task(EMBED_TASK, queue="embed")
 def embed_job(tenant_id: str, job_id: str) -> None:
     embeddings.embed_job(
-        session_factory(), uuid.UUID(tenant_id), uuid.UUID(job_id), get_embedder(), get_settings().embedding_batch_size
+        session_factory(), uuid.UUID(tenant_id), uuid.UUID(job_id), get_embedder, get_settings().embedding_batch_size
     )
 
 

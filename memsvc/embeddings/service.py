@@ -2,6 +2,7 @@
 
 import logging
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,7 +17,7 @@ def embed_job(
     factory: sessionmaker[Session],
     tenant_id: uuid.UUID,
     job_id: uuid.UUID,
-    embedder: TextEmbedder,
+    load_embedder: Callable[[], TextEmbedder],
     batch_size: int,
 ) -> int:
     """Embed the job's pending memories, in batches that also take other pending memories of the tenant, so
@@ -27,6 +28,7 @@ def embed_job(
             return 0  # the job's memories were forgotten
         jobs.count_attempt(db, tenant_id, job_id)
         db.commit()
+    embedder = load_embedder()  # after counting the attempt: a model that fails to load is a failed attempt
     embedded = 0
     while True:
         with tenant_session(factory, tenant_id) as db:

@@ -154,9 +154,7 @@ class InProcessWorker:
 
     def _process(self, tenant_id: uuid.UUID, job_id: uuid.UUID, retry: int) -> None:
         try:
-            embeddings.embed_job(
-                self._factory, tenant_id, job_id, self._embedder(), self._settings.embedding_batch_size
-            )
+            embeddings.embed_job(self._factory, tenant_id, job_id, self._embedder, self._settings.embedding_batch_size)
         except Exception as exc:
             if retry >= self._settings.job_max_retries:
                 embeddings.fail_job(self._factory, tenant_id, job_id, f"{type(exc).__name__}: {exc}")

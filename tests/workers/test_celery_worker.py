@@ -37,7 +37,9 @@ def broker_url() -> str:
 
 
 class WorkerProcess:
-    def __init__(self, database_url: str, broker_url: str, log: Path, batch_size: int) -> None:
+    def __init__(
+        self, database_url: str, broker_url: str, log: Path, batch_size: int, extra_env: dict[str, str]
+    ) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MEMSVC_")}
         env.update(
             MEMSVC_DATABASE_URL=database_url,
@@ -46,6 +48,7 @@ class WorkerProcess:
             MEMSVC_SWEEP_AFTER_S="3",
             MEMSVC_EMBEDDING_BATCH_SIZE=str(batch_size),
         )
+        env.update(extra_env)
         self.log = log
         with log.open("wb") as out:
             self.process = subprocess.Popen(
@@ -87,8 +90,9 @@ class WorkerProcess:
 def start_worker(database_url: str, broker_url: str, tmp_path: Path) -> Iterator:
     started: list[WorkerProcess] = []
 
-    def start(batch_size: int = 64) -> WorkerProcess:
-        worker = WorkerProcess(database_url, broker_url, tmp_path / f"worker{len(started)}.log", batch_size)
+    def start(batch_size: int = 64, **extra_env: str) -> WorkerProcess:
+        log = tmp_path / f"worker{len(started)}.log"
+        worker = WorkerProcess(database_url, broker_url, log, batch_size, extra_env)
         started.append(worker)
         return worker
 
@@ -203,3 +207,24 @@ def test_worker_killed_mid_batch_loses_nothing(broker_down_client, tenant, start
     assert 0 < killed_at[1] < 400, "the kill landed mid-job"
     assert (job["total"], job["done"], job["failed"]) == (400, 400, 0)
     assert embedding_counts(database_url, tenant) == (400, 400, 0)
+
+
+def test_job_failing_after_its_last_retry_is_marked_failed_with_its_error(celery_client, tenant, start_worker):
+    """A worker whose model cannot be loaded fails every attempt: the job ends as a visible dead letter."""
+    start_worker(
+        MEMSVC_EMBEDDING_MODEL_PATH="/nonexistent/model", MEMSVC_JOB_MAX_RETRIES="1", MEMSVC_JOB_RETRY_BACKOFF_S="0.1"
+    )
+    answer = write(celery_client, tenant, ["Judy's passport number ends in 42.", "Ken owes Judy ten euros."])
+
+    deadline = time.monotonic() + 120
+    while (job := celery_client.get(f"/v1/jobs/{answer['job_id']}", headers=tenant.headers).json())[
+        "status"
+    ] != "failed":
+        assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
+        time.sleep(0.2)
+
+    assert (job["total"], job["failed"], job["done"], job["pending"]) == (2, 2, 0, 0)
+    assert "nonexistent" in job["error"] and job["attempts"] >= 2  # first try + retry (+ sweeper redeliveries)
+    assert [e["memory_id"] for e in job["errors"]] == [r["id"] for r in answer["results"]]
+    memory = celery_client.get(f"/v1/memories/{answer['results'][0]['id']}", headers=tenant.headers).json()
+    assert memory["embedding_status"] == "failed"
