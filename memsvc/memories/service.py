@@ -88,15 +88,37 @@ def dialogue_discriminator(role: str | None, speaker: str | None, occurred_at: d
     return f"{role}|{speaker}|{when}"
 
 
-def _item_hash(item: MemoryCreate) -> str:
-    dialogue = item.type is MemoryType.dialogue
+class IdentifiableMemory(Protocol):
+    """What decides whether two memories are duplicates: a stored memory, a write item or an import record."""
+
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def agent_id(self) -> str | None: ...
+    @property
+    def session_id(self) -> str | None: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def role(self) -> str | None: ...
+    @property
+    def speaker(self) -> str | None: ...
+    @property
+    def occurred_at(self) -> datetime | None: ...
+
+
+def memory_hash(memory: IdentifiableMemory) -> str:
+    """The dedupe identity of a memory: scope, type and text, plus role, speaker and time for a dialogue turn."""
+    dialogue = memory.type == MemoryType.dialogue
     return content_hash(
-        user_id=item.user_id,
-        agent_id=item.agent_id,
-        session_id=item.session_id,
-        type=item.type.value,
-        content=item.content,
-        discriminator=dialogue_discriminator(item.role, item.speaker, item.occurred_at) if dialogue else "",
+        user_id=memory.user_id,
+        agent_id=memory.agent_id,
+        session_id=memory.session_id,
+        type=str(memory.type),
+        content=memory.content,
+        discriminator=dialogue_discriminator(memory.role, memory.speaker, memory.occurred_at) if dialogue else "",
     )
 
 
@@ -119,7 +141,7 @@ def create_memories(db: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCre
     if missing:
         raise Unprocessable(f"Unknown source or superseded memory id(s): {', '.join(sorted(map(str, missing)))}.")
 
-    hashes = [_item_hash(i) for i in items]
+    hashes = [memory_hash(i) for i in items]
     known = repository.ids_by_hash(db, tenant_id, hashes)
 
     new_positions: list[int] = []
@@ -259,14 +281,7 @@ def update_memory(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, patch
 
     dialogue = memory.type == MemoryType.dialogue.value
     if (_DIALOGUE_IDENTITY if dialogue else {"content"}) & changes.keys():
-        digest = content_hash(
-            user_id=memory.user_id,
-            agent_id=memory.agent_id,
-            session_id=memory.session_id,
-            type=memory.type,
-            content=memory.content,
-            discriminator=dialogue_discriminator(memory.role, memory.speaker, memory.occurred_at) if dialogue else "",
-        )
+        digest = memory_hash(memory)
         holder = repository.ids_by_hash(db, tenant_id, [digest]).get(digest)
         if holder is not None and holder != memory.id:
             raise Conflict(f"Memory {holder} in the same scope already has this content.")

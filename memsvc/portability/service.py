@@ -13,8 +13,8 @@ from memsvc.core.errors import Unprocessable
 from memsvc.jobs import repository as jobs
 from memsvc.memories import repository
 from memsvc.memories.repository import MemoryFilter
-from memsvc.memories.schemas import MemoryCreate, MemoryPublic, MemoryType
-from memsvc.memories.service import content_hash, dialogue_discriminator, snapshot
+from memsvc.memories.schemas import MemoryCreate, MemoryPublic
+from memsvc.memories.service import memory_hash, snapshot
 from memsvc.models import EMBEDDING_DIM
 from memsvc.portability.schemas import ExportedLink, ExportRecord, ImportReport
 
@@ -141,15 +141,7 @@ def import_records(db: Session, tenant_id: uuid.UUID, records: list[ExportRecord
 
 
 def _row(tenant_id: uuid.UUID, r: ExportRecord, embed_job_id: uuid.UUID | None) -> dict[str, Any]:
-    dialogue = r.type is MemoryType.dialogue
-    digest = r.content_hash or content_hash(
-        user_id=r.user_id,
-        agent_id=r.agent_id,
-        session_id=r.session_id,
-        type=r.type.value,
-        content=r.content,
-        discriminator=dialogue_discriminator(r.role, r.speaker, r.occurred_at) if dialogue else "",
-    )
+    digest = r.content_hash or memory_hash(r)
     return {
         "id": r.id,
         "tenant_id": tenant_id,

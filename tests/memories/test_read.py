@@ -5,7 +5,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from tests.conftest import add_memories, assert_problem
+from tests.conftest import add_memories, assert_problem, wait_for_job
 
 
 def get(client, tenant, memory_id):
@@ -120,7 +120,9 @@ def test_patch_content_is_re_embedded(client, tenant):
     (memory_id,) = add_memories(client, tenant, {"content": "Alice lives in Paris."}, {"content": "The sky is blue."})[
         :1
     ]
-    assert patch(client, tenant, memory_id, {"content": "Carol plays the violin."}).status_code == 200
+    patched = patch(client, tenant, memory_id, {"content": "Carol plays the violin."})
+    assert patched.status_code == 200, patched.text
+    wait_for_job(client, tenant, patched.json()["job_id"])  # the new text is embedded in the background
     response = client.post(
         "/v1/search", json={"query": "Carol plays the violin.", "user_id": "u1"}, headers=tenant.headers
     )

@@ -77,6 +77,7 @@ def build_user_memories(client, tenant):
         headers=tenant.headers,
     )
     assert patched.status_code == 200, patched.text
+    wait_for_job(client, tenant, patched.json()["job_id"])  # exports below must see the new embedding
     [hike] = add_memories(
         client,
         tenant,
