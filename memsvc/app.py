@@ -1,5 +1,6 @@
 """The FastAPI application: routers, error handling, body limit, and the process-wide resources."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,34 +13,40 @@ from memsvc.core.body_limit import BodySizeLimitMiddleware
 from memsvc.core.db import make_engine, make_session_factory, pgvector_version, require_pgvector
 from memsvc.core.errors import install_error_handlers, serve_problem_schemas_as_problem_json
 from memsvc.core.settings import Settings
-from memsvc.embeddings.embedder import get_embedder
+from memsvc.embeddings.embedder import Embedder, EmbedderPool
+from memsvc.embeddings.service import adopt_configured_space
 from memsvc.health.router import router as health_router
-from memsvc.jobs.dispatch import CeleryDispatcher, InProcessWorker
+from memsvc.jobs.dispatch import CeleryDispatcher, InProcessWorker, enqueue_after_commit
 from memsvc.jobs.router import router as jobs_router
 from memsvc.memories.router import router as memories_router
-from memsvc.memories.service import TextEmbedder
 from memsvc.portability.router import router as portability_router
 from memsvc.search.router import router as search_router
 from memsvc.tenants.router import router as tenants_router
 
+log = logging.getLogger(__name__)
 
-def create_app(settings: Settings, database_url: str, embedder: TextEmbedder | None = None) -> FastAPI:
-    """Build the app against `database_url` (already migrated). The embedder defaults to the process-wide one."""
+
+def create_app(settings: Settings, database_url: str, embedder: Embedder | None = None) -> FastAPI:
+    """Build the app against `database_url` (already migrated). `embedder`: the configured model, already
+    loaded (tests share one); by default the app loads it at start."""
     engine = make_engine(database_url, app_role=settings.app_role)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with engine.connect() as conn:
             require_pgvector(pgvector_version(conn), "installed in this database")
-        if app.state.embedder is None:
-            app.state.embedder = get_embedder()  # load the model before the first request, not during it
+        embedders.configured()  # load the model before the first request, not during it
         worker = None
         if settings.broker_url:
             app.state.dispatcher = CeleryDispatcher(settings)
         else:
-            worker = InProcessWorker(app.state.session_factory, lambda: app.state.embedder, settings)
+            worker = InProcessWorker(app.state.session_factory, embedders.for_space, settings)
             app.state.dispatcher = worker
             worker.start()
+        try:
+            adopt_embedding_model()
+        except Exception as exc:  # e.g. not migrated yet: /readyz reports it and tries again
+            log.warning("embedding model not registered yet: %s", exc)
         yield
         if worker is not None:
             worker.stop()
@@ -57,7 +64,24 @@ def create_app(settings: Settings, database_url: str, embedder: TextEmbedder | N
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
-    app.state.embedder = embedder
+    embedders = EmbedderPool(settings, configured=embedder)
+    app.state.embedders = embedders
+    app.state.embedding_space_id = None
+
+    def adopt_embedding_model() -> None:
+        """Register the configured model's space (new tenants start on it) and, if it is new, start re-embedding
+        every tenant into it: the API's configuration decides the model. Done once, at start or on /readyz."""
+        if app.state.embedding_space_id is not None:
+            return
+        configured = embedders.configured()
+        space_id, reembedding = adopt_configured_space(
+            app.state.session_factory, configured.model_id, settings.embedding_model_path, configured.dim
+        )
+        for tenant_id, job_id in reembedding:
+            enqueue_after_commit(app.state.dispatcher, tenant_id, job_id)
+        app.state.embedding_space_id = space_id
+
+    app.state.adopt_embedding_model = adopt_embedding_model
     install_error_handlers(app)
 
     def openapi() -> dict[str, Any]:

@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from memsvc.app import create_app
 from memsvc.core.db import PgvectorMissing, require_pgvector, sqlalchemy_url
-from memsvc.core.migrate import head_revision, upgrade_to_head
+from memsvc.core.migrate import head_revision, include_in_autogenerate, upgrade_to_head
 from memsvc.core.settings import Settings
 from tests.conftest import _fresh_database
 
@@ -27,17 +27,26 @@ def test_migrations_create_the_schema_with_rls_and_hnsw(pg_server_url: str) -> N
         assert conn.scalar(text("SELECT version_num FROM alembic_version")) == head_revision()
         tables = set(inspect(conn).get_table_names())
         assert {"tenants", "api_keys", "memories", "memory_links", "memory_versions"} <= tables
+        assert {"embedding_spaces", "memory_embeddings"} <= tables
         forced = dict(
             conn.execute(
                 text(
                     "SELECT relname, relforcerowsecurity FROM pg_class WHERE relname IN "
-                    "('memories', 'memory_links', 'memory_versions', 'idempotency_records')"
+                    "('memories', 'memory_links', 'memory_versions', 'idempotency_records', 'memory_embeddings')"
                 )
             ).all()
         )
-        assert forced == dict.fromkeys(("memories", "memory_links", "memory_versions", "idempotency_records"), True)
-        index = conn.scalar(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_memories_embedding_hnsw'"))
-        assert "hnsw" in index and "halfvec_cosine_ops" in index
+        tenant_tables = ("memories", "memory_links", "memory_versions", "idempotency_records", "memory_embeddings")
+        assert forced == dict.fromkeys(tenant_tables, True)
+        # Registering an embedding space creates its own HNSW index over vectors of its dimension.
+        space = conn.scalar(text("SELECT memsvc_embedding_space('some-model', NULL, 8)"))
+        assert conn.scalar(text("SELECT memsvc_embedding_space('some-model', '/models/x', 8)")) == space
+        index = conn.scalar(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = :name"),
+            {"name": f"ix_memory_embeddings_hnsw_{space}"},
+        )
+        assert "hnsw" in index and "halfvec(8)" in index and "halfvec_cosine_ops" in index
+        assert f"WHERE (space_id = {space})" in index
     engine.dispose()
 
 
@@ -53,7 +62,7 @@ def test_app_refuses_to_start_on_a_database_without_the_vector_extension(pg_serv
     from fastapi.testclient import TestClient
 
     url = _fresh_database(pg_server_url)
-    app = create_app(Settings(database_url=url, admin_key="x"), url, embedder=object())  # type: ignore[arg-type]
+    app = create_app(Settings(database_url=url, admin_key="x"), url)
     with pytest.raises(PgvectorMissing, match="vector"), TestClient(app):
         pass
 
@@ -79,5 +88,44 @@ def test_orm_models_and_migrations_agree(database_url: str) -> None:
 
     engine = create_engine(sqlalchemy_url(database_url))
     with engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        context = MigrationContext.configure(conn, opts={"include_object": include_in_autogenerate})
+        assert compare_metadata(context, Base.metadata) == []
+    engine.dispose()
+
+
+def test_upgrade_moves_stored_vectors_into_their_space_and_downgrade_brings_them_back(pg_server_url: str) -> None:
+    from alembic import command
+
+    from memsvc.core.migrate import alembic_config
+
+    url = _fresh_database(pg_server_url)
+    command.upgrade(alembic_config(url), "0002_jobs")
+    engine = create_engine(sqlalchemy_url(url))
+    vector = "[" + ",".join(["0.5"] * 384) + "]"
+    with engine.begin() as conn:
+        tenant = conn.scalar(text("INSERT INTO tenants (id, name) VALUES (gen_random_uuid(), 'old') RETURNING id"))
+        conn.execute(
+            text(
+                "INSERT INTO memories (id, tenant_id, user_id, type, content, content_hash, embedding, "
+                "embedding_model, embedding_status) VALUES (gen_random_uuid(), :t, 'u', 'semantic', 'x', 'h', "
+                "CAST(:v AS halfvec), 'all-MiniLM-L6-v2', 'done')"
+            ),
+            {"t": tenant, "v": vector},
+        )
+
+    upgrade_to_head(url)
+    with engine.connect() as conn:
+        moved = conn.execute(
+            text(
+                "SELECT s.model_id, s.dim, t.embedding_space_id = s.id, e.embedding::text FROM memory_embeddings e "
+                "JOIN embedding_spaces s ON s.id = e.space_id JOIN tenants t ON t.id = e.tenant_id"
+            )
+        ).all()
+        assert [tuple(row) for row in moved] == [("all-MiniLM-L6-v2", 384, True, vector)]
+        assert conn.scalar(text("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'ix_memory_embeddings_hnsw_%'"))
+
+    command.downgrade(alembic_config(url), "0002_jobs")
+    with engine.connect() as conn:
+        restored = conn.execute(text("SELECT embedding::text, embedding_model FROM memories")).all()
+        assert [tuple(row) for row in restored] == [(vector, "all-MiniLM-L6-v2")]
     engine.dispose()

@@ -16,7 +16,7 @@ from memsvc.core.db import make_engine, make_session_factory
 from memsvc.core.embedded import resolve_database_url
 from memsvc.core.settings import get_settings
 from memsvc.embeddings import service as embeddings
-from memsvc.embeddings.embedder import get_embedder
+from memsvc.embeddings.embedder import get_embedder_pool
 from memsvc.jobs.dispatch import EMBED_TASK, CeleryDispatcher, sweep
 from workers.app import celery_app
 
@@ -56,8 +56,12 @@ def job_task(name: str, queue: str) -> Callable[[Callable[..., Any]], Any]:
 
 @job_task(EMBED_TASK, queue="embed")
 def embed_job(tenant_id: str, job_id: str) -> None:
-    embeddings.embed_job(
-        session_factory(), uuid.UUID(tenant_id), uuid.UUID(job_id), get_embedder, get_settings().embedding_batch_size
+    embeddings.run_job(
+        session_factory(),
+        uuid.UUID(tenant_id),
+        uuid.UUID(job_id),
+        get_embedder_pool().for_space,
+        get_settings().embedding_batch_size,
     )
 
 

@@ -1,5 +1,7 @@
 """Apply Alembic migrations and tell whether a database is at the current head."""
 
+from typing import Any
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -15,6 +17,15 @@ def alembic_config(database_url: str) -> Config:
     cfg.set_main_option("script_location", str(migrations.SCRIPT_LOCATION))
     cfg.attributes["database_url"] = database_url
     return cfg
+
+
+SPACE_INDEX_PREFIX = "ix_memory_embeddings_hnsw_"
+
+
+def include_in_autogenerate(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Alembic autogenerate filter: each embedding space's HNSW index is created at run time with its space (by
+    `memsvc_embedding_space()`), so the models do not declare it."""
+    return not (type_ == "index" and reflected and (name or "").startswith(SPACE_INDEX_PREFIX))
 
 
 def upgrade_to_head(database_url: str) -> None:

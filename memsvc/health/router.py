@@ -25,10 +25,14 @@ def healthz() -> Health:
 
 @router.get("/readyz", operation_id="health-ready", responses=problem_responses(ServiceUnavailable))
 def readyz(request: Request) -> Readiness:
-    """The database answers and its schema is at the code's migration head."""
+    """The database answers, its schema is at the code's migration head, and the embedding model is registered."""
     engine = request.app.state.engine
     ping(engine)
     current, head = current_revision(engine), head_revision()
     if current != head:
         raise ServiceUnavailable(f"database schema at {current}, code expects {head}: run `memsvc migrate`")
+    try:
+        request.app.state.adopt_embedding_model()
+    except Exception as exc:
+        raise ServiceUnavailable(f"could not register the embedding model: {type(exc).__name__}") from exc
     return Readiness(status="ready", migration=current)

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from memsvc.core.settings import Settings
 from memsvc.embeddings import service as embeddings
 from memsvc.jobs import repository as jobs
-from memsvc.memories.service import TextEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +95,10 @@ class InProcessWorker:
     """A background thread that runs jobs in the API process, with retries and a sweeper loop."""
 
     def __init__(
-        self, factory: sessionmaker[Session], embedder: Callable[[], TextEmbedder], settings: Settings
+        self, factory: sessionmaker[Session], embedder_for: embeddings.EmbedderFor, settings: Settings
     ) -> None:
         self._factory = factory
-        self._embedder = embedder
+        self._embedder_for = embedder_for
         self._settings = settings
         self._due: list[tuple[float, int, uuid.UUID, uuid.UUID, int]] = []  # (when, seq, tenant, job, retry)
         self._seq = 0
@@ -154,7 +153,9 @@ class InProcessWorker:
 
     def _process(self, tenant_id: uuid.UUID, job_id: uuid.UUID, retry: int) -> None:
         try:
-            embeddings.embed_job(self._factory, tenant_id, job_id, self._embedder, self._settings.embedding_batch_size)
+            embeddings.run_job(
+                self._factory, tenant_id, job_id, self._embedder_for, self._settings.embedding_batch_size
+            )
         except Exception as exc:
             if retry >= self._settings.job_max_retries:
                 embeddings.fail_job(self._factory, tenant_id, job_id, f"{type(exc).__name__}: {exc}")

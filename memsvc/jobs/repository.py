@@ -1,18 +1,17 @@
-"""SQL for jobs and for the memories they embed."""
+"""SQL for jobs and for the memories their embed jobs cover."""
 
 import uuid
 from datetime import timedelta
 from typing import Any
 
-import numpy as np
 from sqlalchemy import case, func, select, text, update
 from sqlalchemy.orm import Session
 
 from memsvc.models import Job, Memory
 
 
-def add(db: Session, tenant_id: uuid.UUID, kind: str) -> Job:
-    job = Job(id=uuid.uuid4(), tenant_id=tenant_id, kind=kind)
+def add(db: Session, tenant_id: uuid.UUID, kind: str, embedding_space_id: int | None = None) -> Job:
+    job = Job(id=uuid.uuid4(), tenant_id=tenant_id, kind=kind, embedding_space_id=embedding_space_id)
     db.add(job)
     db.flush()
     return job
@@ -23,7 +22,7 @@ def get(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:
 
 
 def item_counts(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> dict[str, int]:
-    """How many of the job's memories are pending, done and failed."""
+    """How many of an embed job's memories are pending, done and failed."""
     rows = db.execute(
         select(Memory.embedding_status, func.count())
         .where(Memory.tenant_id == tenant_id, Memory.job_id == job_id)
@@ -87,11 +86,16 @@ def has_pending(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> bool:
     )
 
 
-def store_embeddings(db: Session, memories: list[Memory], vectors: np.ndarray, model_id: str) -> None:
-    # Keyed by memory: a redelivered batch overwrites the same column, it never adds a row. One bulk UPDATE by
-    # primary key (executemany, pipelined by psycopg) rather than one flush per object.
-    done = {"embedding_model": model_id, "embedding_status": "done", "embedding_error": None}
-    db.execute(update(Memory), [{"id": m.id, "embedding": v, **done} for m, v in zip(memories, vectors, strict=True)])
+def mark_embedded(db: Session, memories: list[Memory]) -> None:
+    db.execute(
+        update(Memory)
+        .where(Memory.id.in_([m.id for m in memories]))
+        .values(embedding_status="done", embedding_error=None)
+    )
+
+
+def touch(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
+    db.execute(update(Job).where(Job.tenant_id == tenant_id, Job.id == job_id).values(updated_at=func.now()))
 
 
 def fail_pending(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID, error: str) -> None:
@@ -106,3 +110,12 @@ def unfinished_jobs(db: Session, older_than: timedelta) -> list[tuple[uuid.UUID,
     """(tenant, job) pairs with memories still pending after `older_than`, across all tenants."""
     rows: Any = db.execute(text("SELECT tenant_id, job_id FROM memsvc_unfinished_jobs(:age)"), {"age": older_than})
     return [(tenant_id, job_id) for tenant_id, job_id in rows]
+
+
+def recent(db: Session, tenant_id: uuid.UUID, kind: str | None, status: str | None, limit: int) -> list[Job]:
+    query = select(Job).where(Job.tenant_id == tenant_id)
+    if kind is not None:
+        query = query.where(Job.kind == kind)
+    if status is not None:
+        query = query.where(Job.status == status)
+    return list(db.scalars(query.order_by(Job.created_at.desc(), Job.id).limit(limit)))

@@ -12,14 +12,27 @@ class JobStatus(StrEnum):
     failed = "failed"
 
 
+class JobKind(StrEnum):
+    embed = "embed"
+    reembed = "reembed"
+
+
 class ItemError(BaseModel):
     memory_id: uuid.UUID = Field(description="Memory that could not be processed.")
     error: str = Field(description="Why.")
 
 
+class EmbeddingSpacePublic(BaseModel):
+    model_id: str = Field(description="Embedding model name.")
+    dim: int = Field(description="Vector dimension.")
+
+
 class JobPublic(BaseModel):
     id: uuid.UUID = Field(description="Job id, as returned by the write that created it.")
-    kind: str = Field(description="What the job does: embed.")
+    kind: JobKind = Field(
+        description="embed: memories just written or changed. reembed: all memories, into a newly configured "
+        "embedding model; search switches to it when the job is done."
+    )
     status: JobStatus = Field(description="queued, running, done, or failed (retries exhausted; see errors).")
     total: int = Field(description="Memories this job covers (ones deleted since are no longer counted).")
     pending: int = Field(description="Not processed yet.")
@@ -28,5 +41,13 @@ class JobPublic(BaseModel):
     attempts: int = Field(description="How many times a worker has started on this job.")
     error: str | None = Field(description="Last error of the job, if any.")
     errors: list[ItemError] = Field(description="Per-memory errors (first 100).")
+    embedding_space: EmbeddingSpacePublic | None = Field(
+        default=None, description="reembed: the model configuration being filled in."
+    )
     created_at: datetime = Field(description="When the job was created.")
     updated_at: datetime = Field(description="Last change of the job's state.")
+
+
+class JobList(BaseModel):
+    data: list[JobPublic] = Field(description="Jobs, newest first.")
+    count: int = Field(description="Number of jobs in `data`.")

@@ -195,7 +195,9 @@ class MemoryPublic(BaseModel):
     steps: list[str] | None = Field(description="Procedural steps.")
     trigger: str | None = Field(description="Procedural when-to-use text.")
     embedding_status: str = Field(description="pending | done | failed.")
-    embedding_model: str | None = Field(description="Model that produced the stored embedding.")
+    embedding_model: str | None = Field(
+        default=None, description="Model of the embedding search uses for this memory (None until embedded)."
+    )
     job_id: uuid.UUID | None = Field(default=None, description="Job that embeds (or last embedded) this memory.")
     source_ids: list[uuid.UUID] = Field(default_factory=list, description="Evidence this memory came from.")
 

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, func
 from sqlalchemy.orm import Session
 
 from memsvc.core.errors import Conflict, NotFound, Unprocessable
+from memsvc.embeddings import repository as embeddings
 from memsvc.jobs import repository as jobs
 from memsvc.memories import repository
 from memsvc.memories.repository import MemoryFilter
@@ -35,9 +36,10 @@ from memsvc.models import Memory
 
 
 class TextEmbedder(Protocol):
-    """Turns texts into unit vectors; `model_id` is recorded with every embedding it makes."""
+    """Turns texts into unit vectors of `dim` dimensions."""
 
     model_id: str
+    dim: int
 
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
@@ -129,7 +131,17 @@ def snapshot(memory: Memory) -> dict[str, Any]:
 
 def to_public(db: Session, tenant_id: uuid.UUID, memories: Sequence[Memory]) -> list[MemoryPublic]:
     sources = repository.source_ids_of(db, tenant_id, [m.id for m in memories])
-    return [MemoryPublic.model_validate(m).model_copy(update={"source_ids": sources.get(m.id, [])}) for m in memories]
+    # An embedded memory has a vector in the tenant's search space: name that model.
+    model = embeddings.search_model_id(db, tenant_id) if any(m.embedding_status == "done" for m in memories) else None
+    return [
+        MemoryPublic.model_validate(m).model_copy(
+            update={
+                "source_ids": sources.get(m.id, []),
+                "embedding_model": model if m.embedding_status == "done" else None,
+            }
+        )
+        for m in memories
+    ]
 
 
 def create_memories(db: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCreate]) -> WriteResponse:
@@ -224,7 +236,6 @@ def _row(
         "title": item.title,
         "steps": item.steps,
         "trigger": item.trigger,
-        "embedding": None,
         "embedding_status": "pending",
         "job_id": job_id,
     }
@@ -287,8 +298,8 @@ def update_memory(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, patch
             raise Conflict(f"Memory {holder} in the same scope already has this content.")
         memory.content_hash = digest
     if _REEMBED_FIELDS & changes.keys():
-        # The old vector describes the old text: drop it; until the new one exists, search finds it lexically.
-        memory.embedding = None
+        # The old vectors describe the old text: drop them; until new ones exist, search finds it lexically.
+        embeddings.delete_vectors(db, tenant_id, memory.id)
         memory.embedding_status = "pending"
         memory.job_id = jobs.add(db, tenant_id, kind="embed").id
     memory.version += 1

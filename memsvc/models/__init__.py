@@ -1,6 +1,7 @@
 """ORM models, one per table. Import them from here so Alembic sees the whole metadata."""
 
-from memsvc.models.base import EMBEDDING_DIM, Base
+from memsvc.models.base import Base
+from memsvc.models.embedding import EmbeddingSpace, MemoryEmbedding
 from memsvc.models.memory import (
     MEMORY_TYPES,
     IdempotencyRecord,
@@ -12,13 +13,14 @@ from memsvc.models.memory import (
 from memsvc.models.tenant import ApiKey, Tenant
 
 __all__ = [
-    "EMBEDDING_DIM",
     "MEMORY_TYPES",
     "ApiKey",
     "Base",
+    "EmbeddingSpace",
     "IdempotencyRecord",
     "Job",
     "Memory",
+    "MemoryEmbedding",
     "MemoryLink",
     "MemoryVersion",
     "Tenant",

@@ -9,8 +9,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-EMBEDDING_DIM = 384
-
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)

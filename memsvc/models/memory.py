@@ -2,7 +2,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -12,6 +11,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
-from memsvc.models.base import EMBEDDING_DIM, Base
+from memsvc.models.base import Base
 
 MEMORY_TYPES = ("episodic", "dialogue", "semantic", "procedural")
 EMBEDDING_STATUSES = ("pending", "done", "failed")
@@ -42,13 +42,6 @@ class Memory(Base):
         Index("ix_memories_job_id", "job_id"),
         Index("ix_memories_content_tsv", "content_tsv", postgresql_using="gin"),
         Index("ix_memories_pending", "tenant_id", "seq", postgresql_where=text("embedding_status = 'pending'")),
-        Index(
-            "ix_memories_embedding_hnsw",
-            "embedding",
-            postgresql_using="hnsw",
-            postgresql_with={"m": 16, "ef_construction": 64},
-            postgresql_ops={"embedding": "halfvec_cosine_ops"},
-        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -78,8 +71,7 @@ class Memory(Base):
     steps: Mapped[list[str] | None] = mapped_column(JSONB)
     trigger: Mapped[str | None] = mapped_column(Text)
 
-    embedding: Mapped[Any | None] = mapped_column(HALFVEC(EMBEDDING_DIM))
-    embedding_model: Mapped[str | None] = mapped_column(String(200))
+    # Done = embedded in every space the tenant's search and re-embedding use (vectors: MemoryEmbedding).
     embedding_status: Mapped[str] = mapped_column(String(16), server_default="pending")
     embedding_error: Mapped[str | None] = mapped_column(Text)
     # The job that (re-)embeds this memory; its progress is counted from these rows.
@@ -121,11 +113,18 @@ class MemoryVersion(Base):
 JOB_STATUSES = ("queued", "running", "done", "failed")
 
 
+JOB_KINDS = ("embed", "reembed")
+
+
 class Job(Base):
-    """Background work on a set of memories (those whose `job_id` points here); counts come from those rows."""
+    """Background work. `embed`: the memories whose `job_id` points here; counts come from those rows.
+    `reembed`: every embedded memory of the tenant, into `embedding_space_id`."""
 
     __tablename__ = "jobs"
-    __table_args__ = (CheckConstraint(f"status IN {JOB_STATUSES}", name="status_known"),)
+    __table_args__ = (
+        CheckConstraint(f"status IN {JOB_STATUSES}", name="status_known"),
+        CheckConstraint(f"kind IN {JOB_KINDS}", name="kind_known"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
@@ -133,6 +132,7 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16), server_default="queued")
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
+    embedding_space_id: Mapped[int | None] = mapped_column(SmallInteger, ForeignKey("embedding_spaces.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

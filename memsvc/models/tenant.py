@@ -1,7 +1,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, String, func
+from sqlalchemy import DateTime, ForeignKey, SmallInteger, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from memsvc.models.base import Base
@@ -13,6 +13,10 @@ class Tenant(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The space the tenant's searches use, and the one its memories are being re-embedded into (if any):
+    # search switches when the re-embedding is complete.
+    embedding_space_id: Mapped[int | None] = mapped_column(SmallInteger, ForeignKey("embedding_spaces.id"))
+    next_embedding_space_id: Mapped[int | None] = mapped_column(SmallInteger, ForeignKey("embedding_spaces.id"))
 
 
 class ApiKey(Base):

@@ -55,10 +55,12 @@ def export(
 )
 async def import_(request: Request, db: DbDep, tenant: TenantDep) -> ImportReport:
     """Restore an export (NDJSON body): ids, history, links and embeddings come back as they were."""
-    records = service.parse_lines(await request.body())
+    body = await request.body()
 
     def restore() -> ImportReport:
-        report = service.import_records(db, tenant.tenant_id, records, request.app.state.settings.embedding_model_id)
+        space = service.import_space(db, tenant.tenant_id)
+        records = service.parse_lines(body, space)
+        report = service.import_records(db, tenant.tenant_id, records, space)
         db.commit()
         enqueue_after_commit(request.app.state.dispatcher, tenant.tenant_id, report.job_id)
         return report

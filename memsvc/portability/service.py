@@ -10,12 +10,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from memsvc.core.db import tenant_session
 from memsvc.core.errors import Unprocessable
+from memsvc.embeddings import repository as embeddings
+from memsvc.embeddings.service import NoEmbeddingSpace, live_spaces
 from memsvc.jobs import repository as jobs
 from memsvc.memories import repository
 from memsvc.memories.repository import MemoryFilter
 from memsvc.memories.schemas import MemoryCreate, MemoryPublic
 from memsvc.memories.service import memory_hash, snapshot
-from memsvc.models import EMBEDDING_DIM
+from memsvc.models import EmbeddingSpace
 from memsvc.portability.schemas import ExportedLink, ExportRecord, ImportReport
 
 EXPORT_PAGE = 500
@@ -38,7 +40,11 @@ def export_lines(factory: sessionmaker[Session], where: MemoryFilter) -> Iterato
                 versions.setdefault(v.memory_id, []).append(
                     {"version": v.version, "change": v.change, "changed_at": v.changed_at, "memory": v.snapshot}
                 )
+            space_id = embeddings.tenant_spaces(db, where.tenant_id)[0]
+            space = embeddings.get_space(db, space_id) if space_id is not None else None
+            vectors = embeddings.vectors_of(db, where.tenant_id, space.id, ids) if space else {}
             for memory in page:
+                vector = vectors.get(memory.id)
                 record = ExportRecord.model_validate(
                     {
                         **MemoryPublic.model_validate(memory).model_dump(),
@@ -46,7 +52,8 @@ def export_lines(factory: sessionmaker[Session], where: MemoryFilter) -> Iterato
                             link.source_id for link in links.get(memory.id, []) if link.relation == "evidence"
                         ],
                         "content_hash": memory.content_hash,
-                        "embedding": _vector_values(memory.embedding),
+                        "embedding_model": space.model_id if space and vector is not None else None,
+                        "embedding": vector,
                         "links": links.get(memory.id, []),
                         "versions": versions.get(memory.id, []),
                     }
@@ -55,14 +62,18 @@ def export_lines(factory: sessionmaker[Session], where: MemoryFilter) -> Iterato
             after = page[-1].seq
 
 
-def _vector_values(vector: Any) -> list[float] | None:
-    if vector is None:
+def import_space(db: Session, tenant_id: uuid.UUID) -> EmbeddingSpace | None:
+    """The space imported vectors are stored in: the tenant's search space, its row share-locked so a model
+    change cannot complete mid-import (None before any model is registered: everything is re-embedded)."""
+    try:
+        return live_spaces(db, tenant_id)[0]
+    except NoEmbeddingSpace:
         return None
-    values = vector.to_list() if hasattr(vector, "to_list") else list(vector)
-    return [float(v) for v in values]
 
 
-def parse_lines(body: bytes) -> list[ExportRecord]:
+def parse_lines(body: bytes, space: EmbeddingSpace | None) -> list[ExportRecord]:
+    """Validate every line as a fresh write would be; an embedding said to come from `space`'s model must have
+    its dimension."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -88,22 +99,33 @@ def parse_lines(body: bytes) -> list[ExportRecord]:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ()))
             raise Unprocessable(f"line {number}: {where + ': ' if where else ''}{first.get('msg')}") from exc
-        if record.embedding is not None and len(record.embedding) != EMBEDDING_DIM:
-            raise Unprocessable(f"line {number}: embedding must have {EMBEDDING_DIM} values")
+        if (
+            space is not None
+            and record.embedding is not None
+            and record.embedding_model in (None, space.model_id)
+            and len(record.embedding) != space.dim
+        ):
+            raise Unprocessable(f"line {number}: embedding must have {space.dim} values ({space.model_id})")
         records.append(record)
     if not records:
         raise Unprocessable("The import body holds no NDJSON records.")
     return records
 
 
-def import_records(db: Session, tenant_id: uuid.UUID, records: list[ExportRecord], model_id: str) -> ImportReport:
+def import_records(
+    db: Session, tenant_id: uuid.UUID, records: list[ExportRecord], space: EmbeddingSpace | None
+) -> ImportReport:
     """Restore exported memories with their ids; ones already stored (same id or same content) are skipped.
-    Records without an embedding from `model_id` are stored pending under the report's job (enqueue it after
-    commit)."""
+    Records without an embedding from `space`'s model are stored pending under the report's job (enqueue it
+    after commit)."""
     job = jobs.add(db, tenant_id, kind="embed")
-    stale = {r.id for r in records if r.embedding is None or r.embedding_model != model_id}
+    stale = {r.id for r in records if space is None or r.embedding is None or r.embedding_model != space.model_id}
     rows = [_row(tenant_id, r, job.id if r.id in stale else None) for r in records]
     inserted = repository.insert_preserving_ids(db, rows)
+    kept = [r for r in records if r.id in inserted and r.id not in stale]
+    if space is not None and kept:
+        vectors = np.asarray([r.embedding for r in kept], dtype=np.float32)
+        embeddings.store_vectors(db, tenant_id, space.id, [r.id for r in kept], vectors)
 
     linkable = inserted | repository.existing_ids(db, tenant_id, {link.source_id for r in records for link in r.links})
     links = [
@@ -164,8 +186,6 @@ def _row(tenant_id: uuid.UUID, r: ExportRecord, embed_job_id: uuid.UUID | None) 
         "title": r.title,
         "steps": r.steps,
         "trigger": r.trigger,
-        "embedding": None if embed_job_id else np.asarray(r.embedding, dtype=np.float32),
-        "embedding_model": None if embed_job_id else r.embedding_model,
         "embedding_status": "pending" if embed_job_id else "done",
         "job_id": embed_job_id,
     }

@@ -1,25 +1,36 @@
-"""Dense vector search in SQL (pgvector HNSW over halfvec, cosine distance)."""
+"""Dense vector search in SQL (pgvector HNSW over halfvec, cosine distance, one index per embedding space)."""
 
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select, text
+from pgvector.sqlalchemy import HALFVEC
+from sqlalchemy import cast, func, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from memsvc.memories.repository import MemoryFilter
-from memsvc.models import Memory
+from memsvc.models import EmbeddingSpace, Memory, MemoryEmbedding
 
 
-def nearest(db: Session, where: MemoryFilter, query_vector: np.ndarray, top_k: int) -> list[tuple[Memory, float]]:
-    """The `top_k` memories closest to `query_vector` among those `where` selects, with cosine similarity."""
+def nearest(
+    db: Session, where: MemoryFilter, space: EmbeddingSpace, query_vector: np.ndarray, top_k: int
+) -> list[tuple[Memory, float]]:
+    """The `top_k` memories closest to `query_vector` in `space` among those `where` selects, with cosine
+    similarity."""
     # Iterative index scans keep reading the HNSW graph until enough rows pass the tenant/scope filters
     # (pgvector >= 0.8); relaxed order is restored by the outer ORDER BY on the exact distance.
     db.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
     db.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(max(40, 2 * top_k))})
-    distance = Memory.embedding.cosine_distance(query_vector).label("distance")
+    # The space's index is a partial index on this cast: the planner matches it only against the same expression
+    # and a literal space id (a bound parameter would not prove the index predicate).
+    distance = cast(MemoryEmbedding.embedding, HALFVEC(space.dim)).cosine_distance(query_vector).label("distance")
     candidates = (
-        where.apply(select(Memory.id.label("id"), distance))
-        .where(Memory.embedding.is_not(None))
+        where.apply(
+            select(MemoryEmbedding.memory_id.label("id"), distance).join(Memory, Memory.id == MemoryEmbedding.memory_id)
+        )
+        .where(
+            MemoryEmbedding.space_id == literal_column(str(int(space.id))),
+            MemoryEmbedding.tenant_id == where.tenant_id,
+        )
         .order_by(distance)
         .limit(top_k)
         .subquery()

@@ -4,17 +4,19 @@ from itertools import zip_longest
 
 from sqlalchemy.orm import Session
 
+from memsvc.embeddings import repository as embeddings
+from memsvc.embeddings.service import EmbedderFor
 from memsvc.memories import service as memories
 from memsvc.memories.repository import MemoryFilter
-from memsvc.memories.service import TextEmbedder
 from memsvc.models import Memory
 from memsvc.search import repository
 from memsvc.search.schemas import MatchKind, SearchHit, SearchRequest, SearchResponse
 
 
-def search(db: Session, tenant_id: uuid.UUID, request: SearchRequest, embedder: TextEmbedder) -> SearchResponse:
+def search(db: Session, tenant_id: uuid.UUID, request: SearchRequest, embedder_for: EmbedderFor) -> SearchResponse:
     """Dense search over the tenant's embedded memories in the requested scope, best first, interleaved with
-    lexical matches among memories still waiting for their embedding."""
+    lexical matches among memories still waiting for their embedding. Dense search uses the tenant's search
+    space (during a model change, the old model until the new one is complete)."""
     where = MemoryFilter(
         tenant_id=tenant_id,
         user_id=request.user_id,
@@ -26,10 +28,12 @@ def search(db: Session, tenant_id: uuid.UUID, request: SearchRequest, embedder: 
         occurred_before=request.occurred_before,
         valid_at=None if request.include_expired else (request.as_of or datetime.now(UTC)),
     )
-    query_vector = embedder.embed([request.query])[0]
-    dense: list[tuple[Memory, float, MatchKind]] = [
-        (m, s, "dense") for m, s in repository.nearest(db, where, query_vector, request.top_k)
-    ]
+    dense: list[tuple[Memory, float, MatchKind]] = []
+    space_id = embeddings.tenant_spaces(db, tenant_id)[0]
+    space = embeddings.get_space(db, space_id) if space_id is not None else None
+    if space is not None:
+        query_vector = embedder_for(space).embed([request.query])[0]
+        dense = [(m, s, "dense") for m, s in repository.nearest(db, where, space, query_vector, request.top_k)]
     lexical: list[tuple[Memory, float, MatchKind]] = [
         (m, s, "lexical") for m, s in repository.pending_text_matches(db, where, request.query, request.top_k)
     ]

@@ -25,8 +25,8 @@ def list_tenants(db: Session) -> list[Tenant]:
     return list(db.scalars(select(Tenant).order_by(Tenant.created_at, Tenant.id)))
 
 
-def add_tenant(db: Session, name: str) -> Tenant:
-    tenant = Tenant(id=uuid.uuid4(), name=name)
+def add_tenant(db: Session, name: str, embedding_space_id: int | None) -> Tenant:
+    tenant = Tenant(id=uuid.uuid4(), name=name, embedding_space_id=embedding_space_id)
     db.add(tenant)
     db.flush()
     db.refresh(tenant)

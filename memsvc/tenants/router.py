@@ -1,6 +1,6 @@
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
 from memsvc.core.deps import AdminDep, DbDep
 from memsvc.core.errors import Conflict, Forbidden, NotFound, problem_responses
@@ -16,9 +16,9 @@ router = APIRouter(prefix="/v1", tags=["admin"])
     operation_id="admin-create_tenant",
     responses=problem_responses(Forbidden, Conflict),
 )
-def create_tenant(body: TenantCreate, db: DbDep, _: AdminDep) -> TenantPublic:
+def create_tenant(body: TenantCreate, request: Request, db: DbDep, _: AdminDep) -> TenantPublic:
     """Create a tenant (admin key only)."""
-    tenant = service.create_tenant(db, body.name)
+    tenant = service.create_tenant(db, body.name, embedding_space_id=request.app.state.embedding_space_id)
     db.commit()
     return TenantPublic.model_validate(tenant)
 

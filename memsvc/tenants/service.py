@@ -11,10 +11,11 @@ from memsvc.tenants import repository
 from memsvc.tenants.schemas import KeyCreated
 
 
-def create_tenant(db: Session, name: str) -> Tenant:
+def create_tenant(db: Session, name: str, embedding_space_id: int | None = None) -> Tenant:
+    """A new tenant, searching `embedding_space_id` (unset: the newest space, adopted at its first embedding)."""
     if repository.get_tenant_by_name(db, name) is not None:
         raise Conflict(f"A tenant named {name!r} already exists.")
-    return repository.add_tenant(db, name)
+    return repository.add_tenant(db, name, embedding_space_id)
 
 
 def create_key(db: Session, tenant_id: uuid.UUID, name: str | None = None) -> KeyCreated:

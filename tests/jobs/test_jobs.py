@@ -109,13 +109,13 @@ def test_work_left_pending_is_finished_by_the_next_in_process_worker(
 
 
 def test_running_a_job_twice_embeds_each_memory_once(client, tenant, embedder):
-    from memsvc.embeddings.service import embed_job
+    from memsvc.embeddings.service import run_job
 
     answer = write(client, tenant, "Heidi collects vintage cameras.", "Ivan is learning Portuguese.")
     wait_for_job(client, tenant, answer["job_id"])
     factory = client.app.state.session_factory
 
-    again = embed_job(factory, uuid.UUID(tenant.id), uuid.UUID(answer["job_id"]), lambda: embedder, batch_size=8)
+    again = run_job(factory, uuid.UUID(tenant.id), uuid.UUID(answer["job_id"]), lambda _: embedder, batch_size=8)
 
     assert again == 0  # nothing was pending any more: a redelivery changes nothing
     listed = client.get("/v1/memories", params={"user_id": "u1"}, headers=tenant.headers).json()

@@ -220,8 +220,11 @@ def test_append_with_idempotency_key_stores_turns_once(client, tenant):
 
 
 def test_appended_turns_are_searchable_within_their_session(client, tenant):
-    ids = [r["id"] for r in append(client, tenant, "s1", CONVERSATION, user_id="u1").json()["results"]]
-    append(client, tenant, "s2", [{"role": "user", "content": "My order 4711 is late."}], user_id="u1")
+    first = append(client, tenant, "s1", CONVERSATION, user_id="u1").json()
+    ids = [r["id"] for r in first["results"]]
+    later = append(client, tenant, "s2", [{"role": "user", "content": "My order 4711 is late."}], user_id="u1").json()
+    for job_id in (first["job_id"], later["job_id"]):  # dense search covers every turn once embedded
+        wait_for_job(client, tenant, job_id)
     response = client.post("/v1/search", json={"query": "order number", "session_id": "s1"}, headers=tenant.headers)
     assert response.status_code == 200, response.text
     assert sorted(h["memory"]["id"] for h in response.json()["hits"]) == sorted(ids)
