@@ -1,4 +1,5 @@
-"""Ingest benchmark: raw embedder throughput, end-to-end ingest (accepted -> embedded), accept latency.
+"""Ingest benchmark: raw embedder throughput, end-to-end ingest (accepted -> embedded), accept latency of
+single-memory writes at fixed arrival rates (open loop) and at saturation (closed loop).
 
     .venv/bin/python bench/ingest.py                       # embedded default: in-process worker
     .venv/bin/python bench/ingest.py --broker redis://127.0.0.1:6379/8   # plus a `memsvc worker` process
@@ -10,6 +11,7 @@ worker, then writes bench/results/ingest[-celery].json and prints a table. Nothi
 import argparse
 import json
 import os
+import queue
 import random
 import signal
 import socket
@@ -89,6 +91,14 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     raise SystemExit("service did not become ready")
 
 
+def wait_worker_ready(process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 300
+    while " ready." not in log.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(log.read_text(errors="replace"))
+        time.sleep(0.2)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
@@ -98,9 +108,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--memories", type=int, default=10_000, help="memories for the end-to-end ingest")
     parser.add_argument("--batch", type=int, default=100, help="memories per POST in the ingest phase")
-    parser.add_argument("--latency-requests", type=int, default=400, help="single-memory writes timed")
-    parser.add_argument("--concurrency", type=int, default=8, help="concurrent clients for the latency phase")
+    parser.add_argument("--latency-requests", type=int, default=600, help="single-memory writes timed per load")
+    parser.add_argument("--concurrency", type=int, default=8, help="concurrent connections for the latency phase")
+    parser.add_argument(
+        "--rates", type=float, nargs="+", default=[25, 50, 100], help="open-loop arrival rates (writes/s)"
+    )
     parser.add_argument("--broker", default=None, help="Redis URL: run a Celery worker process instead")
+    parser.add_argument("--worker-processes", type=int, default=1, help="with --broker: worker pool processes")
     parser.add_argument("--out", default=None, help="result file (default bench/results/ingest[-celery].json)")
     args = parser.parse_args()
 
@@ -136,15 +150,17 @@ def main() -> None:
             from memsvc.core.embedded import start_embedded_postgres
 
             env["MEMSVC_DATABASE_URL"] = start_embedded_postgres(work / "data")
+            worker_log = work / "worker.log"
             processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "memsvc", "worker", "--concurrency", "1"],
+                    [sys.executable, "-m", "memsvc", "worker", "--concurrency", str(args.worker_processes)],
                     env=env,
                     cwd=ROOT,
-                    stdout=(work / "worker.log").open("wb"),
+                    stdout=worker_log.open("wb"),
                     stderr=subprocess.STDOUT,
                 )
             )
+            wait_worker_ready(processes[-1], worker_log)  # worker start-up (model load) is not ingest time
         result = run_phases(url, admin, texts, args)
     finally:
         for process in reversed(processes):
@@ -159,16 +175,13 @@ def main() -> None:
     out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"ingest{'-celery' if args.broker else ''}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\n{'figure':<44}{'value':>12}")
-    for key in (
-        "raw_embedder_sentences_per_s",
-        "ingest_memories_per_s",
-        "ingest_vs_raw",
-        "accept_p50_ms",
-        "accept_p95_ms",
-        "accept_p99_ms",
-        "accept_requests_per_s",
-    ):
+    for key in ("raw_embedder_sentences_per_s", "ingest_memories_per_s", "ingest_vs_raw"):
         print(f"{key:<44}{result[key]:>12}")
+    loads = [(f"open loop {rate} writes/s", figures) for rate, figures in result["accept_open_loop"].items()]
+    loads.append((f"closed loop {args.concurrency} clients", result["accept_closed_loop"]))
+    print(f"\n{'accept latency (single-memory writes)':<40}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'req/s':>9}")
+    for name, f in loads:
+        print(f"{name:<40}{f['p50_ms']:>9}{f['p95_ms']:>9}{f['p99_ms']:>9}{f['requests_per_s']:>9}")
     print(f"\nwritten to {out}")
 
 
@@ -209,38 +222,90 @@ def run_phases(url: str, admin: str, texts: list[str], args: argparse.Namespace)
         f"ingest: {len(texts)} memories accepted in {accepted:.1f} s, all embedded after {ingest_s:.1f} s", flush=True
     )
 
-    # Phase 2: accept latency of single-memory writes under concurrent load (embedding runs behind them).
-    latencies: list[float] = []
-
-    def single_writes(worker: int) -> None:
-        with httpx.Client(base_url=url, timeout=60, headers=auth) as http:
-            for i in range(worker, args.latency_requests, args.concurrency):
-                body = {
-                    "memories": [
-                        {"type": "semantic", "user_id": "latency", "content": f"fact {i}: {texts[i % len(texts)]}"}
-                    ]
-                }
-                t0 = time.perf_counter()
-                http.post("/v1/memories", json=body).raise_for_status()
-                with lock:
-                    latencies.append((time.perf_counter() - t0) * 1000)
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(args.concurrency) as pool:
-        list(pool.map(single_writes, range(args.concurrency)))
-    latency_s = time.perf_counter() - start
+    # Phase 2: accept latency of single-memory writes under load, while the worker embeds them behind.
+    # Open loop: writes arrive at a fixed mean rate (Poisson) over 8 connections, and each is timed from its
+    # scheduled start, so a slow server cannot hide its queueing by slowing the clients down.
+    rates = {}
+    for rate in args.rates:
+        rates[str(rate)] = open_loop_latency(url, auth, texts, rate, args.latency_requests, args.concurrency)
+        print(f"open loop {rate:>4} writes/s: {rates[str(rate)]}", flush=True)
+    # Closed loop: 8 clients each send the next write as soon as the last is answered: the saturation point,
+    # where latency is concurrency / throughput.
+    saturated = closed_loop_latency(url, auth, texts, args.latency_requests, args.concurrency)
+    print(f"closed loop, {args.concurrency} clients: {saturated}", flush=True)
     return {
         "memories": len(texts),
         "ingest_seconds": round(ingest_s, 2),
         "ingest_memories_per_s": round(len(texts) / ingest_s, 1),
         "accept_seconds_for_all_batches": round(accepted, 2),
-        "accept_requests": len(latencies),
-        "accept_concurrency": args.concurrency,
-        "accept_p50_ms": round(statistics.median(latencies), 1),
-        "accept_p95_ms": round(percentile(latencies, 95), 1),
-        "accept_p99_ms": round(percentile(latencies, 99), 1),
-        "accept_requests_per_s": round(len(latencies) / latency_s, 1),
+        "accept_open_loop": rates,
+        "accept_closed_loop": saturated,
     }
+
+
+def single_write(http: httpx.Client, texts: list[str], i: int) -> None:
+    body = {"memories": [{"type": "semantic", "user_id": "latency", "content": f"fact {i}: {texts[i % len(texts)]}"}]}
+    http.post("/v1/memories", json=body).raise_for_status()
+
+
+def latency_summary(latencies: list[float], seconds: float) -> dict:
+    return {
+        "requests": len(latencies),
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p95_ms": round(percentile(latencies, 95), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
+        "requests_per_s": round(len(latencies) / seconds, 1),
+    }
+
+
+def open_loop_latency(url: str, auth: dict, texts: list[str], rate: float, requests: int, connections: int) -> dict:
+    rng = random.Random(rate)
+    start = time.perf_counter() + 0.5
+    schedule, at = [], start
+    for _ in range(requests):
+        at += rng.expovariate(rate)
+        schedule.append(at)
+    latencies: list[float] = []
+    lock = threading.Lock()
+    clients = [httpx.Client(base_url=url, timeout=60, headers=auth) for _ in range(connections)]
+    free: queue.Queue[httpx.Client] = queue.Queue()
+    for client in clients:
+        free.put(client)
+
+    def send(n: int) -> None:
+        client = free.get()
+        try:
+            single_write(client, texts, 100_000 + int(rate) * requests + n)
+        finally:
+            free.put(client)
+        with lock:
+            latencies.append((time.perf_counter() - schedule[n]) * 1000)
+
+    with ThreadPoolExecutor(connections) as pool:
+        for n, due in enumerate(schedule):
+            time.sleep(max(0.0, due - time.perf_counter()))
+            pool.submit(send, n)
+    for client in clients:
+        client.close()
+    return latency_summary(latencies, schedule[-1] - start)
+
+
+def closed_loop_latency(url: str, auth: dict, texts: list[str], requests: int, concurrency: int) -> dict:
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def client_loop(worker: int) -> None:
+        with httpx.Client(base_url=url, timeout=60, headers=auth) as http:
+            for i in range(worker, requests, concurrency):
+                t0 = time.perf_counter()
+                single_write(http, texts, i)
+                with lock:
+                    latencies.append((time.perf_counter() - t0) * 1000)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(client_loop, range(concurrency)))
+    return latency_summary(latencies, time.perf_counter() - start)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from celery import Task
-from celery.signals import worker_ready
+from celery.signals import worker_process_init, worker_ready
 from sqlalchemy.orm import Session, sessionmaker
 
 from memsvc.core.db import make_engine, make_session_factory
@@ -17,17 +17,23 @@ from memsvc.core.embedded import resolve_database_url
 from memsvc.core.settings import get_settings
 from memsvc.embeddings import service as embeddings
 from memsvc.embeddings.embedder import get_embedder_pool
-from memsvc.jobs.dispatch import EMBED_TASK, CeleryDispatcher, sweep
+from memsvc.jobs.dispatch import EMBED_TASK, CeleryDispatcher, lower_cpu_priority, sweep
 from workers.app import celery_app
 
 log = logging.getLogger(__name__)
 
 
-@lru_cache
-def session_factory() -> sessionmaker[Session]:
-    """One engine per worker process, acting as the non-owner role so row-level security applies."""
+def new_session_factory() -> sessionmaker[Session]:
+    """An engine acting as the non-owner role, so row-level security applies."""
     settings = get_settings()
     return make_session_factory(make_engine(resolve_database_url(settings), app_role=settings.app_role))
+
+
+@lru_cache
+def session_factory() -> sessionmaker[Session]:
+    """The engine of a pool process, made on first use there. Never used in the main process: a pool process
+    forked later would inherit its open connections and share their sockets with it."""
+    return new_session_factory()
 
 
 class JobTask(Task):
@@ -61,8 +67,19 @@ def embed_job(tenant_id: str, job_id: str) -> None:
         uuid.UUID(tenant_id),
         uuid.UUID(job_id),
         get_embedder_pool().for_space,
-        get_settings().embedding_batch_size,
+        get_settings().embedding_claim_size,
     )
+
+
+@worker_process_init.connect
+def prepare_pool_process(**_: Any) -> None:
+    """Pool processes do model work: on cores shared with the API, requests go first; and the configured model
+    is loaded before the first task, not during it."""
+    lower_cpu_priority(get_settings().worker_nice)
+    try:
+        get_embedder_pool().configured()
+    except Exception:  # a model that cannot load fails each job visibly (retries, then dead-letter)
+        log.exception("could not load the configured embedding model")
 
 
 @worker_ready.connect
@@ -74,9 +91,10 @@ def start_sweeper(**_: Any) -> None:
 
     def loop() -> None:
         older_than = timedelta(seconds=settings.sweep_after_s)
+        factory = new_session_factory()  # the main process's own engine, never the pool processes'
         while not stop.wait(settings.sweep_interval_s):
             try:
-                sweep(session_factory(), older_than, dispatcher.publish)
+                sweep(factory, older_than, dispatcher.publish)
             except Exception:
                 log.warning("sweep failed", exc_info=True)
 

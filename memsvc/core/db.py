@@ -58,10 +58,11 @@ def _set_tenant_setting(connection: Connection, tenant_id: uuid.UUID) -> None:
     )
 
 
-def bind_tenant(session: Session, tenant_id: uuid.UUID) -> None:
-    """Scope `session` to one tenant: this and every later transaction of it sees only that tenant's rows."""
+def bind_tenant(session: Session, tenant_id: uuid.UUID, *, applied: bool = False) -> None:
+    """Scope `session` to one tenant: this and every later transaction of it sees only that tenant's rows.
+    `applied`: the current transaction already set the tenant (in the statement that authenticated it)."""
     session.info["tenant_id"] = tenant_id
-    if session.in_transaction():
+    if session.in_transaction() and not applied:
         _set_tenant_setting(session.connection(), tenant_id)
 
 

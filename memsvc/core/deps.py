@@ -50,13 +50,14 @@ def require_tenant(credentials: BearerDep, db: DbDep, settings: SettingsDep) -> 
     """Authenticate a tenant key and scope the request's session to that tenant (row-level security)."""
     if credentials is None:
         raise Unauthorized("Send `Authorization: Bearer <api key>`.")
-    key = tenant_repo.find_active_key(db, credentials.credentials)
-    if key is None:
+    found = tenant_repo.authenticate(db, credentials.credentials)
+    if found is None:
         if _is_admin(credentials, settings):
             raise Forbidden("The admin key manages tenants and keys; use a tenant API key for memory routes.")
         raise Unauthorized("The API key is unknown or revoked.")
-    bind_tenant(db, key.tenant_id)
-    return TenantContext(tenant_id=key.tenant_id, key_id=key.id)
+    key_id, tenant_id = found
+    bind_tenant(db, tenant_id, applied=True)
+    return TenantContext(tenant_id=tenant_id, key_id=key_id)
 
 
 def require_admin(credentials: BearerDep, db: DbDep, settings: SettingsDep) -> None:

@@ -37,7 +37,12 @@ class Settings(BaseSettings):
     embedding_dim: int | None = Field(
         default=None, ge=1, le=4000, description="Keep the first N dimensions of each vector; unset = the model's."
     )
-    embedding_batch_size: int = 64
+    embedding_batch_size: int = Field(default=64, ge=1, description="Texts per model call.")
+    embedding_claim_size: int = Field(
+        default=256,
+        ge=1,
+        description="Pending memories a worker takes per transaction; the model sorts them by length into batches.",
+    )
     embedding_device: str | None = Field(default=None, description="cpu, cuda, ...; unset = CUDA when available.")
 
     broker_url: str | None = Field(
@@ -46,6 +51,12 @@ class Settings(BaseSettings):
     )
     job_max_retries: int = Field(default=5, description="Retries of a failing job before it is marked failed.")
     job_retry_backoff_s: float = Field(default=2.0, description="First retry delay; doubles each retry.")
+    worker_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="CPU niceness of embedding work: on shared cores, API requests go first and the model catches up.",
+    )
     sweep_interval_s: float = Field(default=30.0, description="How often unfinished work is looked for.")
     sweep_after_s: float = Field(default=60.0, description="Pending work older than this is enqueued again.")
 

@@ -9,14 +9,16 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
+import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from memsvc.core.db import tenant_session
 from memsvc.embeddings import repository
 from memsvc.jobs import repository as jobs
 from memsvc.memories.service import TextEmbedder, embedding_text
-from memsvc.models import EmbeddingSpace
+from memsvc.models import EmbeddingSpace, Memory
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +58,21 @@ def run_job(
     tenant_id: uuid.UUID,
     job_id: uuid.UUID,
     embedder_for: EmbedderFor,
-    batch_size: int,
+    claim_size: int,
 ) -> int:
-    """Run an `embed` or `reembed` job; returns how many vectors this call wrote."""
+    """Run an `embed` or `reembed` job, taking up to `claim_size` memories per transaction (the model sorts them
+    by length into its own batches); returns how many memories this call embedded."""
     with tenant_session(factory, tenant_id) as db:
-        job = jobs.get(db, tenant_id, job_id)
-        if job is None:
-            return 0  # its memories (or its tenant) were forgotten
-        jobs.count_attempt(db, tenant_id, job_id)
+        job = jobs.start_attempt(db, tenant_id, job_id)
+        # A job whose memories were embedded along with an earlier job's costs one transaction.
+        finished = job is not None and job.kind == "embed" and jobs.finish_if_nothing_pending(db, tenant_id, job_id)
         db.commit()
+    if job is None or finished:
+        return 0  # forgotten (with its memories or tenant), or nothing left to do
     if job.kind == "reembed" and job.embedding_space_id is not None:
-        written = _reembed(factory, tenant_id, job_id, job.embedding_space_id, embedder_for, batch_size)
+        written = _reembed(factory, tenant_id, job_id, job.embedding_space_id, embedder_for, claim_size)
     else:
-        written = _embed_pending(factory, tenant_id, job_id, embedder_for, batch_size)
+        written = _embed_pending(factory, tenant_id, job_id, embedder_for, claim_size)
     log.info("%s job %s: wrote %d vectors", job.kind, job_id, written)
     return written
 
@@ -76,42 +80,82 @@ def run_job(
 def live_spaces(db: Session, tenant_id: uuid.UUID) -> list[EmbeddingSpace]:
     """The spaces a new vector of the tenant must exist in, search space first, read under the tenant's share lock
     (held until commit: the tenant cannot switch spaces while vectors for these are written)."""
-    if repository.tenant_spaces(db, tenant_id)[0] is None:  # its first vectors go to the newest configured space
-        newest = repository.newest_space_id(db)
-        if newest is None:
-            raise NoEmbeddingSpace("no embedding model has been registered yet; start the API or a worker")
-        repository.adopt_space_if_unset(db, tenant_id, newest)
     search, target = repository.tenant_spaces(db, tenant_id, lock=True)
-    spaces = [repository.get_space(db, space_id) for space_id in (search, target) if space_id is not None]
-    return [space for space in spaces if space is not None]
+    if search is None:  # its first vectors go to the newest configured space
+        search = repository.newest_space_id(db)
+        if search is None:
+            raise NoEmbeddingSpace("no embedding model has been registered yet; start the API or a worker")
+        repository.adopt_space_if_unset(db, tenant_id, search)
+    return [_space(db, space_id) for space_id in (search, target) if space_id is not None]
+
+
+# A space's model and dimension never change: read each once per process.
+_known_spaces: dict[int, EmbeddingSpace] = {}
+
+
+def _space(db: Session, space_id: int) -> EmbeddingSpace:
+    space = _known_spaces.get(space_id)
+    if space is None:
+        space = repository.get_space(db, space_id)
+        if space is None:
+            raise LookupError(f"embedding space {space_id} does not exist")
+        db.expunge(space)  # kept beyond this session, never expired by its rollback
+        _known_spaces[space_id] = space
+    return space
 
 
 def _embed_pending(
-    factory: sessionmaker[Session], tenant_id: uuid.UUID, job_id: uuid.UUID, embedder_for: EmbedderFor, batch_size: int
+    factory: sessionmaker[Session], tenant_id: uuid.UUID, job_id: uuid.UUID, embedder_for: EmbedderFor, claim_size: int
 ) -> int:
     """Embed the job's pending memories, in batches that also take other pending memories of the tenant, so
-    many small writes share one model call."""
+    many small writes share one model call. Pipelined: a batch's vectors are stored and committed (HNSW
+    inserts, in Postgres) on a second thread while the model embeds the next batch, whose claim skips the rows
+    still locked by the one being committed."""
     written = 0
-    while True:
-        with tenant_session(factory, tenant_id) as db:
-            spaces = live_spaces(db, tenant_id)
-            batch = jobs.claim_pending(db, tenant_id, job_id, batch_size)
-            if not batch:
-                break
-            texts = [embedding_text(m) for m in batch]
-            for space in spaces:
-                vectors = embedder_for(space).embed(texts)
-                repository.store_vectors(db, tenant_id, space.id, [m.id for m in batch], vectors)
-            jobs.mark_embedded(db, batch)
-            db.commit()
-            written += len(batch)
-            if not any(m.job_id == job_id for m in batch):
-                break  # ours are held by another worker; it finishes them
-    with tenant_session(factory, tenant_id) as db:
-        if not jobs.has_pending(db, tenant_id, job_id):
-            jobs.set_status(db, tenant_id, job_id, "done")
-            db.commit()
+    with ThreadPoolExecutor(1, thread_name_prefix="memsvc-store") as storer:
+        storing: Future[None] | None = None
+        try:
+            while True:
+                db = factory()
+                db.info["tenant_id"] = tenant_id
+                try:
+                    spaces = live_spaces(db, tenant_id)
+                    batch = jobs.claim_pending(db, tenant_id, job_id, claim_size)
+                    texts = [embedding_text(m) for m in batch]
+                    vectors = {space.id: embedder_for(space).embed(texts) for space in spaces} if batch else {}
+                except BaseException:
+                    db.close()
+                    raise
+                if storing is not None:
+                    storing.result()  # the previous batch is committed (or its error raised) before the next
+                written += len(batch)
+                # Done when nothing was left, or when the rest of ours is held by another worker (it finishes them).
+                last = not batch or not any(m.job_id == job_id for m in batch) or len(batch) < claim_size
+                storing = storer.submit(_store_and_commit, db, tenant_id, job_id, batch, vectors, last)
+                if last:
+                    break
+        finally:
+            if storing is not None:
+                storing.result()
     return written
+
+
+def _store_and_commit(
+    db: Session,
+    tenant_id: uuid.UUID,
+    job_id: uuid.UUID,
+    batch: list[Memory],
+    vectors: dict[int, np.ndarray],
+    last: bool,
+) -> None:
+    with db:
+        for space_id, space_vectors in vectors.items():
+            repository.store_vectors(db, tenant_id, space_id, [m.id for m in batch], space_vectors)
+        if batch:
+            jobs.mark_embedded(db, batch)
+        if last:
+            jobs.finish_if_nothing_pending(db, tenant_id, job_id)
+        db.commit()
 
 
 def _reembed(
@@ -120,7 +164,7 @@ def _reembed(
     job_id: uuid.UUID,
     space_id: int,
     embedder_for: EmbedderFor,
-    batch_size: int,
+    claim_size: int,
 ) -> int:
     """Give every embedded memory of the tenant a vector in `space_id`, then switch the tenant's search to it
     and drop the old vectors. Memories written meanwhile get both vectors from their own embed jobs."""
@@ -133,11 +177,9 @@ def _reembed(
                 _finish_superseded(db, tenant_id, job_id, search == space_id)
                 db.commit()
                 return written
-            batch = repository.claim_unembedded(db, tenant_id, space_id, after_seq, batch_size)
+            batch = repository.claim_unembedded(db, tenant_id, space_id, after_seq, claim_size)
             if batch:
-                space = repository.get_space(db, space_id)
-                assert space is not None  # spaces are never deleted
-                vectors = embedder_for(space).embed([embedding_text(m) for m in batch])
+                vectors = embedder_for(_space(db, space_id)).embed([embedding_text(m) for m in batch])
                 repository.store_vectors(db, tenant_id, space_id, [m.id for m in batch], vectors)
                 jobs.touch(db, tenant_id, job_id)  # progress: the sweeper leaves a job that moves alone
                 db.commit()

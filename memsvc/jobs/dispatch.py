@@ -4,6 +4,7 @@ by a sweeper, so work whose message was lost (broker down, process killed) is fo
 
 import heapq
 import logging
+import os
 import queue
 import threading
 import time
@@ -21,6 +22,15 @@ from memsvc.jobs import repository as jobs
 log = logging.getLogger(__name__)
 
 EMBED_TASK = "memsvc.embed_job"
+
+
+def lower_cpu_priority(nice: int) -> None:
+    """Run the calling thread (and the model's compute threads it starts) at a lower CPU priority, so that on
+    shared cores accepting writes and answering searches come before background embedding (Linux: per thread)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+        log.info("could not lower the worker's CPU priority", exc_info=True)
 
 
 class JobDispatcher(Protocol):
@@ -125,6 +135,7 @@ class InProcessWorker:
             self._wake.notify()
 
     def _run(self) -> None:
+        lower_cpu_priority(self._settings.worker_nice)
         # Whatever a previous process left pending (crash, kill) is picked up at start.
         self._sweep(timedelta(0))
         next_sweep = time.monotonic() + self._settings.sweep_interval_s
@@ -154,7 +165,7 @@ class InProcessWorker:
     def _process(self, tenant_id: uuid.UUID, job_id: uuid.UUID, retry: int) -> None:
         try:
             embeddings.run_job(
-                self._factory, tenant_id, job_id, self._embedder_for, self._settings.embedding_batch_size
+                self._factory, tenant_id, job_id, self._embedder_for, self._settings.embedding_claim_size
             )
         except Exception as exc:
             if retry >= self._settings.job_max_retries:

@@ -51,14 +51,27 @@ def set_status(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID, status: str
     )
 
 
-def count_attempt(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> int:
-    attempts = db.scalar(
+def start_attempt(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:
+    """Count one more attempt and mark the job running; None if the job no longer exists."""
+    return db.scalar(
         update(Job)
         .where(Job.tenant_id == tenant_id, Job.id == job_id)
         .values(attempts=Job.attempts + 1, status="running", updated_at=func.now())
-        .returning(Job.attempts)
+        .returning(Job)
     )
-    return int(attempts or 0)
+
+
+def finish_if_nothing_pending(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> bool:
+    """Mark an embed job done if none of its memories is pending any more; tells whether it was."""
+    pending = select(Memory.id).where(
+        Memory.tenant_id == tenant_id, Memory.job_id == job_id, Memory.embedding_status == "pending"
+    )
+    result = db.execute(
+        update(Job)
+        .where(Job.tenant_id == tenant_id, Job.id == job_id, ~pending.exists())
+        .values(status="done", error=None, updated_at=func.now())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def claim_pending(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID, limit: int) -> list[Memory]:
@@ -72,17 +85,6 @@ def claim_pending(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID, limit: i
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-    )
-
-
-def has_pending(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> bool:
-    return (
-        db.scalar(
-            select(Memory.id)
-            .where(Memory.tenant_id == tenant_id, Memory.job_id == job_id, Memory.embedding_status == "pending")
-            .limit(1)
-        )
-        is not None
     )
 
 

@@ -13,8 +13,6 @@ from sqlalchemy.orm import Session
 
 from memsvc.models import Memory, MemoryLink, MemoryVersion
 
-INSERT_CHUNK = 500
-
 
 @dataclass(frozen=True)
 class MemoryFilter:
@@ -102,25 +100,21 @@ def insert_new(db: Session, rows: list[dict[str, Any]]) -> list[Memory]:
     """Insert rows, skipping any whose content hash the tenant already has; returns the memories inserted."""
     if not rows:
         return []
+    # executemany form: one cached statement, batched into multi-row INSERTs by SQLAlchemy's insertmanyvalues,
+    # rather than a new 100-row statement compiled for every write.
     return list(
         db.scalars(
-            insert(Memory)
-            .values(rows)
-            .on_conflict_do_nothing(constraint="uq_memories_tenant_content_hash")
-            .returning(Memory)
+            insert(Memory).on_conflict_do_nothing(constraint="uq_memories_tenant_content_hash").returning(Memory),
+            rows,
         )
     )
 
 
 def insert_preserving_ids(db: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
     """Insert rows with their own ids (import); rows whose id or content is already stored are skipped."""
-    inserted: set[uuid.UUID] = set()
-    # Postgres takes at most 65535 bind parameters per statement.
-    for start in range(0, len(rows), INSERT_CHUNK):
-        chunk = rows[start : start + INSERT_CHUNK]
-        result = db.execute(insert(Memory).values(chunk).on_conflict_do_nothing().returning(Memory.id))
-        inserted.update(result.scalars())
-    return inserted
+    if not rows:
+        return set()
+    return set(db.scalars(insert(Memory).on_conflict_do_nothing().returning(Memory.id), rows))
 
 
 def add_links(db: Session, tenant_id: uuid.UUID, pairs: Iterable[tuple[uuid.UUID, uuid.UUID, str]]) -> int:
@@ -178,7 +172,7 @@ def close_validity(
 def add_versions(db: Session, tenant_id: uuid.UUID, versions: Iterable[dict[str, Any]]) -> None:
     rows = [{"tenant_id": tenant_id, **v} for v in versions]
     if rows:
-        db.execute(insert(MemoryVersion).values(rows).on_conflict_do_nothing())
+        db.execute(insert(MemoryVersion).on_conflict_do_nothing(), rows)
 
 
 def versions_of(db: Session, tenant_id: uuid.UUID, memory_ids: Sequence[uuid.UUID]) -> list[MemoryVersion]:

@@ -58,7 +58,7 @@ def _write(
         db,
         tenant.tenant_id,
         idempotency_key,
-        request_fingerprint(operation, body),
+        request_fingerprint(operation, body) if idempotency_key is not None else "",
         status.HTTP_202_ACCEPTED,
         lambda: service.create_memories(db, tenant.tenant_id, items),
     )

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import func
 from sqlalchemy.orm import Session
 
 from memsvc.core.errors import Conflict, NotFound, Unprocessable
@@ -147,14 +147,16 @@ def to_public(db: Session, tenant_id: uuid.UUID, memories: Sequence[Memory]) -> 
 def create_memories(db: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCreate]) -> WriteResponse:
     """Store memories as pending under a new embed job (enqueue it after commit); exact duplicates in the same
     scope return the existing id instead of a new row."""
-    now = func.now()  # the transaction's time, the same as created_at
     referenced = {i for item in items for i in (*item.source_ids, *item.supersedes)}
     missing = referenced - repository.existing_ids(db, tenant_id, referenced)
     if missing:
         raise Unprocessable(f"Unknown source or superseded memory id(s): {', '.join(sorted(map(str, missing)))}.")
 
     hashes = [memory_hash(i) for i in items]
-    known = repository.ids_by_hash(db, tenant_id, hashes)
+    # Dialogue turns must know which of them are new before they are numbered; other writes learn about
+    # duplicates from the insert itself (its ON CONFLICT), a round trip less on the hot path.
+    numbered = any(item.type is MemoryType.dialogue for item in items)
+    known = repository.ids_by_hash(db, tenant_id, hashes) if numbered else {}
 
     new_positions: list[int] = []
     seen: set[str] = set(known)
@@ -165,10 +167,10 @@ def create_memories(db: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCre
 
     turn_indexes = _assign_turns(db, tenant_id, [items[p] for p in new_positions])
     job = jobs.add(db, tenant_id, kind="embed")
-    rows = [_row(tenant_id, items[p], hashes[p], job.id, turn_indexes[n], now) for n, p in enumerate(new_positions)]
+    rows = [_row(tenant_id, items[p], hashes[p], job.id, turn_indexes[n]) for n, p in enumerate(new_positions)]
     created = repository.insert_new(db, rows)
     inserted = {m.content_hash: m.id for m in created}
-    # A concurrent writer may have stored the same hash between our lookup and insert: it is a duplicate.
+    # Not inserted: stored before (or by a concurrent writer since our lookup): a duplicate.
     raced = [h for h in (hashes[p] for p in new_positions) if h not in inserted]
     known.update(repository.ids_by_hash(db, tenant_id, raced))
     repository.add_versions(
@@ -180,7 +182,7 @@ def create_memories(db: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCre
     for item, h in ((items[p], hashes[p]) for p in new_positions if hashes[p] in inserted):
         links += [(s, inserted[h], "evidence") for s in item.source_ids]
         links += [(s, inserted[h], "supersedes") for s in item.supersedes]
-        repository.close_validity(db, tenant_id, item.supersedes, item.valid_from or now)
+        repository.close_validity(db, tenant_id, item.supersedes, item.valid_from or func.now())
     repository.add_links(db, tenant_id, links)
 
     results: list[WriteResult] = []
@@ -215,9 +217,8 @@ def _row(
     digest: str,
     job_id: uuid.UUID,
     turn_index: int | None,
-    now: datetime | ColumnElement[datetime],
 ) -> dict[str, Any]:
-    return {
+    row = {
         "id": uuid.uuid4(),
         "tenant_id": tenant_id,
         "user_id": item.user_id,
@@ -226,7 +227,6 @@ def _row(
         "type": item.type.value,
         "content": item.content,
         "metadata_": item.metadata,
-        "occurred_at": item.occurred_at or now,
         "valid_from": item.valid_from,
         "valid_to": item.valid_to,
         "content_hash": digest,
@@ -239,6 +239,9 @@ def _row(
         "embedding_status": "pending",
         "job_id": job_id,
     }
+    if item.occurred_at is not None:  # otherwise the column default: the transaction's time, as created_at
+        row["occurred_at"] = item.occurred_at
+    return row
 
 
 def get_memory(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> MemoryPublic:

@@ -2,11 +2,24 @@
 
 import uuid
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, cast, func, select, update
 from sqlalchemy.orm import Session
 
+from memsvc.core.db import TENANT_SETTING
 from memsvc.core.security import hash_api_key
 from memsvc.models import ApiKey, Tenant
+
+
+def authenticate(db: Session, secret: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """(key id, tenant id) of the active key with this secret. The same round trip binds the transaction to the
+    tenant for row-level security (set_config runs only for the matching row)."""
+    bind = func.set_config(TENANT_SETTING, cast(ApiKey.tenant_id, String), True)
+    row = db.execute(
+        select(ApiKey.id, ApiKey.tenant_id, bind).where(
+            ApiKey.key_hash == hash_api_key(secret), ApiKey.revoked_at.is_(None)
+        )
+    ).first()
+    return (row[0], row[1]) if row else None
 
 
 def find_active_key(db: Session, secret: str) -> ApiKey | None:

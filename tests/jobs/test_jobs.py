@@ -115,7 +115,7 @@ def test_running_a_job_twice_embeds_each_memory_once(client, tenant, embedder):
     wait_for_job(client, tenant, answer["job_id"])
     factory = client.app.state.session_factory
 
-    again = run_job(factory, uuid.UUID(tenant.id), uuid.UUID(answer["job_id"]), lambda _: embedder, batch_size=8)
+    again = run_job(factory, uuid.UUID(tenant.id), uuid.UUID(answer["job_id"]), lambda _: embedder, claim_size=8)
 
     assert again == 0  # nothing was pending any more: a redelivery changes nothing
     listed = client.get("/v1/memories", params={"user_id": "u1"}, headers=tenant.headers).json()

@@ -42,6 +42,7 @@ class WorkerProcess:
             MEMSVC_SWEEP_INTERVAL_S="1",
             MEMSVC_SWEEP_AFTER_S="3",
             MEMSVC_EMBEDDING_BATCH_SIZE=str(batch_size),
+            MEMSVC_EMBEDDING_CLAIM_SIZE=str(batch_size),
         )
         env.update(extra_env)
         self.log = log
