@@ -1,2 +1,1 @@
-"""Celery workers (embedding and consolidation queues) arrive with the worker issue; until then memsvc embeds
-in-process during the write, in batches."""
+"""Celery workers: the `embed` and `consolidate` queues, thin tasks over the domain code in `memsvc/`."""
