@@ -85,6 +85,9 @@ class EmbedderPool:
         self._configured = configured
         self._loaded: dict[tuple[str, int], Embedder] = {}
         if configured is not None:
+            wanted = configured_spec(settings)
+            if configured.model_id != wanted.model_id or wanted.dim not in (None, configured.dim):
+                raise ValueError(f"the given embedder ({configured.model_id}, {configured.dim}-d) is not {wanted}")
             self._loaded[(configured.model_id, configured.dim)] = configured
         self._lock = threading.Lock()
 
