@@ -28,12 +28,9 @@ def search(db: Session, tenant_id: uuid.UUID, request: SearchRequest, embedder_f
         occurred_before=request.occurred_before,
         valid_at=None if request.include_expired else (request.as_of or datetime.now(UTC)),
     )
-    dense: list[tuple[Memory, float, MatchKind]] = []
-    space_id = embeddings.tenant_spaces(db, tenant_id)[0]
-    space = embeddings.get_space(db, space_id) if space_id is not None else None
-    if space is not None:
-        query_vector = embedder_for(space).embed([request.query])[0]
-        dense = [(m, s, "dense") for m, s in repository.nearest(db, where, space, query_vector, request.top_k)]
+    dense: list[tuple[Memory, float, MatchKind]] = [
+        (m, s, "dense") for m, s in _dense(db, tenant_id, where, request, embedder_for)
+    ]
     lexical: list[tuple[Memory, float, MatchKind]] = [
         (m, s, "lexical") for m, s in repository.pending_text_matches(db, where, request.query, request.top_k)
     ]
@@ -47,3 +44,21 @@ def search(db: Session, tenant_id: uuid.UUID, request: SearchRequest, embedder_f
             for p, (_, score, kind) in zip(public, merged, strict=True)
         ]
     )
+
+
+def _dense(
+    db: Session, tenant_id: uuid.UUID, where: MemoryFilter, request: SearchRequest, embedder_for: EmbedderFor
+) -> list[tuple[Memory, float]]:
+    hits: list[tuple[Memory, float]] = []
+    space_id = embeddings.tenant_spaces(db, tenant_id)[0]
+    while space_id is not None:
+        space = embeddings.get_space(db, space_id)
+        assert space is not None  # spaces are never deleted
+        hits = repository.nearest(db, where, space, embedder_for(space).embed([request.query])[0], request.top_k)
+        if len(hits) == request.top_k:
+            break
+        # Fewer hits than asked: the tenant may have switched to a new model (and dropped the old vectors)
+        # since its space was read. If so, search the new space.
+        latest = embeddings.tenant_spaces(db, tenant_id)[0]
+        space_id = latest if latest != space_id else None
+    return hits
