@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from memsvc.core.embedded import resolve_database_url
 from memsvc.core.settings import Settings, get_settings
+from memsvc.eval import command as eval_command
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(run=_worker)
 
     commands.add_parser("migrate", help="apply database migrations").set_defaults(run=_migrate)
+    eval_command.add_parser(commands)
 
     tenants = commands.add_parser("tenants", help="manage tenants").add_subparsers(dest="action", required=True)
     create_tenant = tenants.add_parser("create", help="create a tenant")

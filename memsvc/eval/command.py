@@ -1,0 +1,108 @@
+"""`memsvc eval`: load a benchmark, run it through the REST API of one or more memsvc configurations, report."""
+
+import argparse
+import os
+import sys
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from memsvc.eval.dataset import Dataset
+
+FORMATS = ("embs", "mteb", "locomo", "synthetic")
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "eval",
+        help="run a retrieval benchmark (EverMemBench-S protocol) through the REST API",
+        description="Ingest a benchmark into memsvc through its REST API, run its queries after each corpus-ladder "
+        "rung, and report evidence access (R@1, SR@10, FR@10, nDCG@10, MRR, hard-negative intrusion@10) apart "
+        "from answer quality. Without --url, a throw-away memsvc is started on the embedded default.",
+    )
+    parser.add_argument("--format", choices=FORMATS, required=True)
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="data path; for synthetic an optional spec, e.g. seed=7,people=12,ladder=1000/10000",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="directory for report.json, report.md and the plot")
+    parser.add_argument("--scope", choices=("user", "global"), default="user", help="search the query's user, or all")
+    parser.add_argument("--ladder", default=None, help="corpus sizes to evaluate at, e.g. 1000,10000 (default: data's)")
+    parser.add_argument("--config", default="default", help="name of this configuration in the report")
+    parser.add_argument("--url", default=None, help="a running memsvc (with --admin-key or --api-key)")
+    parser.add_argument("--admin-key", default=os.environ.get("MEMSVC_ADMIN_KEY"), help="creates a fresh tenant")
+    parser.add_argument("--api-key", default=None, help="a tenant key to use instead (its memories must be empty)")
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="NAME[:KEY=VALUE,...]",
+        help="a server configuration to run (repeatable), e.g. 384d  256d:EMBEDDING_DIM=256,EMBEDDING_MODEL_ID=m256; "
+        "each starts its own embedded memsvc with those MEMSVC_* settings",
+    )
+    parser.add_argument("--scale", default=None, help="embs: the scale folder")
+    parser.add_argument("--domain", default=None, help="embs: the domain folder")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(run=run_command)
+
+
+def load_dataset(args: argparse.Namespace) -> Dataset:
+    if args.format == "synthetic":
+        from memsvc.eval.synthetic import load_synthetic
+
+        dataset = load_synthetic(args.data)
+    else:
+        from memsvc.eval.loaders import load
+
+        if not args.data:
+            raise SystemExit(f"--data is required for --format {args.format}")
+        options = {"scale": args.scale, "domain": args.domain} if args.format == "embs" else {}
+        dataset = load(args.format, Path(args.data), **options)
+    if args.ladder:
+        dataset = replace(dataset, ladder=[int(n) for n in args.ladder.split(",")])
+    return dataset
+
+
+def parse_configuration(spec: str) -> tuple[str, dict[str, str]]:
+    name, _, settings = spec.partition(":")
+    pairs = [item.split("=", 1) for item in settings.split(",") if item]
+    if not name or any(len(pair) != 2 for pair in pairs):
+        raise SystemExit(f"--compare {spec!r}: expected NAME or NAME:KEY=VALUE,KEY=VALUE")
+    return name, {key.strip().upper(): value.strip() for key, value in pairs}
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from memsvc.eval import runner
+    from memsvc.eval.client import create_tenant_key, eval_client
+    from memsvc.eval.report import write_reports
+    from memsvc.eval.server import EmbeddedServer
+
+    dataset = load_dataset(args)
+    options = runner.RunOptions(scope=args.scope, progress=not args.no_progress)
+    runs: list[dict[str, Any]] = []
+    if args.url:
+        key = args.api_key or create_tenant_key(args.url, _required(args.admin_key), f"eval-{uuid.uuid4().hex[:8]}")
+        with eval_client(args.url, key) as client:
+            rungs = runner.run(dataset, client, options)
+        runs.append(
+            {"config": {"name": args.config, "scope": args.scope, "settings": f"external {args.url}"}, "rungs": rungs}
+        )
+    else:
+        for name, settings in [parse_configuration(spec) for spec in args.compare] or [(args.config, {})]:
+            print(f"configuration {name}: starting memsvc with {settings or 'defaults'}", file=sys.stderr, flush=True)
+            with EmbeddedServer(settings) as server:
+                key = create_tenant_key(server.url, server.admin_key, f"eval-{name}")
+                with eval_client(server.url, key) as client:
+                    rungs = runner.run(dataset, client, options)
+            runs.append({"config": {"name": name, "scope": args.scope, "settings": settings}, "rungs": rungs})
+    for path in write_reports(args.out, runner.describe(dataset), runs):
+        print(f"wrote {path}")
+    return 0
+
+
+def _required(admin_key: str | None) -> str:
+    if not admin_key:
+        raise SystemExit("--url needs --admin-key (or MEMSVC_ADMIN_KEY) to create a tenant, or --api-key")
+    return admin_key
