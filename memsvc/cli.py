@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import sys
 import uuid
 from typing import TYPE_CHECKING
@@ -51,6 +52,9 @@ def _serve(args: argparse.Namespace) -> int:
         log.warning("MEMSVC_ADMIN_KEY is not set: admin routes (tenants, keys) will refuse every request")
     where = f"embedded Postgres in {settings.data_dir}" if settings.embedded else "external Postgres"
     print(f"memsvc serving on http://{host}:{port} ({where})", flush=True)
+    # uvicorn re-raises SIGTERM once it has shut down; with the default handler that would kill the process
+    # before its exit handlers run, leaving the embedded Postgres behind. Exit normally instead.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(create_app(settings, url), host=host, port=port, log_level=args.log_level)
     return 0
 

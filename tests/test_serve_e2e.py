@@ -154,6 +154,8 @@ def test_embedded_default_walkthrough_restart_and_cli(service: Service) -> None:
     )
 
     service.stop()
+    # A stopped service stops its embedded Postgres too (nothing is left running, the data stays).
+    assert not (service.data_dir / "postgres" / "postmaster.pid").exists()
     service.start()
     assert len(re.findall(r"^\s+msa_\S+$", service.log.read_text(), flags=re.M)) == 1, "printed only once"
     with httpx.Client(base_url=service.url, timeout=60, headers=auth) as http:

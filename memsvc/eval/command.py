@@ -1,6 +1,7 @@
 """`memsvc eval`: load a benchmark, run it through the REST API of one or more memsvc configurations, report."""
 
 import argparse
+import logging
 import os
 import sys
 import uuid
@@ -44,6 +45,13 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--scale", default=None, help="embs: the scale folder")
     parser.add_argument("--domain", default=None, help="embs: the domain folder")
+    parser.add_argument(
+        "--llm-url",
+        default=os.environ.get("MEMSVC_EVAL_LLM_URL"),
+        help="OpenAI-compatible API base URL (e.g. http://127.0.0.1:8001/v1): adds an LLM answerer and a 0-5 judge",
+    )
+    parser.add_argument("--llm-model", default=os.environ.get("MEMSVC_EVAL_LLM_MODEL"), help="model for both roles")
+    parser.add_argument("--llm-api-key", default=os.environ.get("MEMSVC_EVAL_LLM_API_KEY"))
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(run=run_command)
 
@@ -76,11 +84,20 @@ def parse_configuration(spec: str) -> tuple[str, dict[str, str]]:
 def run_command(args: argparse.Namespace) -> int:
     from memsvc.eval import runner
     from memsvc.eval.client import create_tenant_key, eval_client
+    from memsvc.eval.judge import LlmEndpoint, LlmJudge
     from memsvc.eval.report import write_reports
     from memsvc.eval.server import EmbeddedServer
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would bury the progress bars
+    if args.url and args.compare:
+        raise SystemExit("--compare starts its own memsvc per configuration; it cannot be combined with --url")
     dataset = load_dataset(args)
-    options = runner.RunOptions(scope=args.scope, progress=not args.no_progress)
+    llm = None
+    if args.llm_url:
+        if not args.llm_model:
+            raise SystemExit("--llm-url needs --llm-model")
+        llm = LlmJudge(LlmEndpoint(args.llm_url, args.llm_model, args.llm_api_key))
+    options = runner.RunOptions(scope=args.scope, progress=not args.no_progress, llm=llm)
     runs: list[dict[str, Any]] = []
     if args.url:
         key = args.api_key or create_tenant_key(args.url, _required(args.admin_key), f"eval-{uuid.uuid4().hex[:8]}")
@@ -97,6 +114,8 @@ def run_command(args: argparse.Namespace) -> int:
                 with eval_client(server.url, key) as client:
                     rungs = runner.run(dataset, client, options)
             runs.append({"config": {"name": name, "scope": args.scope, "settings": settings}, "rungs": rungs})
+    if llm is not None:
+        llm.close()
     for path in write_reports(args.out, runner.describe(dataset), runs):
         print(f"wrote {path}")
     return 0

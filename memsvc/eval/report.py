@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from memsvc import __version__
+
 ACCESS_METRICS = ("R@1", "SR@10", "FR@10", "nDCG@10", "MRR", "intrusion@10")
 
 
@@ -14,6 +16,7 @@ def write_reports(out: Path, dataset: dict[str, Any], runs: Sequence[dict[str, A
     out.mkdir(parents=True, exist_ok=True)
     report = {
         "protocol": "EverMemBench-S decoupled: evidence access apart from answer quality",
+        "memsvc_version": __version__,
         "dataset": dataset,
         "runs": list(runs),
     }
@@ -27,7 +30,9 @@ def write_reports(out: Path, dataset: dict[str, Any], runs: Sequence[dict[str, A
 def _cell(value: Any) -> str:
     if value is None:
         return "–"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) <= 1 else f"{value:.1f}"  # metrics in [0, 1]; milliseconds
+    return str(value)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -64,7 +69,9 @@ def markdown(dataset: dict[str, Any], runs: Sequence[dict[str, Any]]) -> str:
             f"Scope: {config['scope']}; service settings: {config['settings'] or 'defaults'}.",
             "",
         ]
+        judged = any("llm_judge" in r["answer_quality"] for r in run["rungs"])
         header = ["corpus", *ACCESS_METRICS, "search p50 ms", "p95 ms", "answer F1*", "EM*"]
+        header += ["LLM judge 0-5"] if judged else []
         rows = [
             [
                 r["corpus_size"],
@@ -73,6 +80,7 @@ def markdown(dataset: dict[str, Any], runs: Sequence[dict[str, Any]]) -> str:
                 r["latency"]["p95_ms"],
                 r["answer_quality"]["token_f1"],
                 r["answer_quality"]["exact_match"],
+                *([r["answer_quality"].get("llm_judge", {}).get("mean_score_0_5")] if judged else []),
             ]
             for r in run["rungs"]
         ]

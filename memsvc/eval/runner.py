@@ -13,6 +13,7 @@ from tqdm import tqdm
 from memsvc.eval import answers, metrics
 from memsvc.eval.client import EvalClient
 from memsvc.eval.dataset import Dataset, Query
+from memsvc.eval.judge import LlmJudge
 
 Scope = Literal["user", "global"]
 
@@ -24,6 +25,7 @@ class RunOptions:
     candidates_top_k: int = 100  # queries restricted to a scene fetch this many, then keep the scene's
     batch_size: int = 200
     progress: bool = True
+    llm: LlmJudge | None = None  # answerer and judge; None = offline answer quality only
 
 
 def run(dataset: Dataset, client: EvalClient, options: RunOptions) -> list[dict[str, Any]]:
@@ -75,24 +77,37 @@ def _evaluate(
     latencies: list[float] = []
     f1: list[float] = []
     em: list[float] = []
+    judged: list[int] = []
     for query in tqdm(dataset.queries, desc=f"queries at {size}", unit="q", disable=not options.progress):
         ranking, latency_ms = _ranking(query, client, options, evidence_ids)
         latencies.append(latency_ms)
         scored.append((query, metrics.score_query(query, ranking, k=options.top_k)))
         if query.answer:
-            predicted = answers.extractive_answer(query.text, [texts[doc_id] for doc_id, _ in ranking])
+            retrieved = [texts[doc_id] for doc_id, _ in ranking[: options.top_k]]
+            predicted = answers.extractive_answer(query.text, retrieved)
             f1.append(answers.token_f1(predicted, query.answer))
             em.append(answers.exact_match(predicted, query.answer))
+            if options.llm is not None:
+                llm_answer = options.llm.answer(query.text, retrieved)
+                judged.append(options.llm.judge(query.text, query.answer, llm_answer))
+    quality: dict[str, Any] = {
+        "method": answers.METHOD,
+        "queries": len(f1),
+        "token_f1": round(statistics.fmean(f1), 4) if f1 else None,
+        "exact_match": round(statistics.fmean(em), 4) if em else None,
+    }
+    if options.llm is not None:
+        quality["llm_judge"] = {
+            "model": options.llm.endpoint.model,
+            "endpoint": options.llm.endpoint.url,
+            "queries": len(judged),
+            "mean_score_0_5": round(statistics.fmean(judged), 3) if judged else None,
+        }
     return {
         "corpus_size": size,
         "evidence_access": metrics.aggregate(scored),
         "latency": metrics.latency_summary(latencies),
-        "answer_quality": {
-            "method": answers.METHOD,
-            "queries": len(f1),
-            "token_f1": round(statistics.fmean(f1), 4) if f1 else None,
-            "exact_match": round(statistics.fmean(em), 4) if em else None,
-        },
+        "answer_quality": quality,
     }
 
 

@@ -3,6 +3,7 @@ have no service to point at, and for comparing server configurations side by sid
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -54,12 +55,13 @@ class EmbeddedServer:
 
     def __exit__(self, *_: object) -> None:
         if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
+            self._process.send_signal(signal.SIGTERM)  # memsvc stops its embedded Postgres as it exits
             try:
                 self._process.wait(60)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+        shutil.rmtree(self.work / "data", ignore_errors=True)  # throw-away: only the log stays
 
     def _wait_ready(self) -> None:
         assert self._process is not None
