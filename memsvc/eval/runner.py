@@ -4,7 +4,6 @@ and score evidence access (which documents come back) apart from answer quality.
 import statistics
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -140,8 +139,3 @@ def describe(dataset: Dataset) -> dict[str, Any]:
         "query_types": dict(sorted(Counter(q.type for q in dataset.queries).items())),
         "ladder": dataset.rungs(),
     }
-
-
-def hits_per_rung(rungs: Sequence[dict[str, Any]], metric: str) -> list[tuple[int, float | None]]:
-    """(corpus size, overall value of `metric`) for each rung: the access-vs-scale curve."""
-    return [(r["corpus_size"], r["evidence_access"]["overall"].get(metric)) for r in rungs]
