@@ -14,7 +14,7 @@ from memsvc.core.db import make_engine, make_session_factory, pgvector_version, 
 from memsvc.core.errors import install_error_handlers, serve_problem_schemas_as_problem_json
 from memsvc.core.settings import Settings
 from memsvc.embeddings.embedder import Embedder, EmbedderPool
-from memsvc.embeddings.service import adopt_configured_space
+from memsvc.embeddings.service import FitSampling, ModelConfig, adopt_configured_space
 from memsvc.health.router import router as health_router
 from memsvc.jobs.dispatch import CeleryDispatcher, InProcessWorker, enqueue_after_commit
 from memsvc.jobs.router import router as jobs_router
@@ -73,15 +73,23 @@ def create_app(settings: Settings, database_url: str, embedder: Embedder | None 
         every tenant into it: the API's configuration decides the model. Done once, at start or on /readyz."""
         if app.state.embedding_space_id is not None:
             return
-        configured = embedders.configured()
-        space_id, reembedding = adopt_configured_space(
-            app.state.session_factory, configured.model_id, settings.embedding_model_path, configured.dim
-        )
+        space_id, reembedding = adopt_configured_space(app.state.session_factory, model_config())
         for tenant_id, job_id in reembedding:
             enqueue_after_commit(app.state.dispatcher, tenant_id, job_id)
         app.state.embedding_space_id = space_id
 
+    def model_config() -> ModelConfig:
+        configured = embedders.configured()
+        return ModelConfig(
+            configured.model_id,
+            settings.embedding_model_path,
+            configured.dim,
+            settings.storage_profile,
+            FitSampling.of(settings),
+        )
+
     app.state.adopt_embedding_model = adopt_embedding_model
+    app.state.model_config = model_config
     install_error_handlers(app)
 
     def openapi() -> dict[str, Any]:

@@ -87,9 +87,10 @@ class TenantHandle:
         return {"Authorization": f"Bearer {self.key}"}
 
 
-def create_tenant(client: TestClient) -> TenantHandle:
+def create_tenant(client: TestClient, storage_profile: str | None = None) -> TenantHandle:
     name = "t-" + uuid.uuid4().hex[:12]
-    tenant = client.post("/v1/tenants", json={"name": name}, headers=ADMIN)
+    body = {"name": name} if storage_profile is None else {"name": name, "storage_profile": storage_profile}
+    tenant = client.post("/v1/tenants", json=body, headers=ADMIN)
     assert tenant.status_code == 201, tenant.text
     key = client.post(f"/v1/tenants/{tenant.json()['id']}/keys", json={}, headers=ADMIN)
     assert key.status_code == 201, key.text

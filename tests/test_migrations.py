@@ -7,6 +7,7 @@ import sys
 import psycopg
 import pytest
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import ProgrammingError
 
 from memsvc.app import create_app
 from memsvc.core.db import PgvectorMissing, require_pgvector, sqlalchemy_url
@@ -38,15 +39,27 @@ def test_migrations_create_the_schema_with_rls_and_hnsw(pg_server_url: str) -> N
         )
         tenant_tables = ("memories", "memory_links", "memory_versions", "idempotency_records", "memory_embeddings")
         assert forced == dict.fromkeys(tenant_tables, True)
-        # Registering an embedding space creates its own HNSW index over vectors of its dimension.
-        space = conn.scalar(text("SELECT memsvc_embedding_space('some-model', NULL, 8)"))
-        assert conn.scalar(text("SELECT memsvc_embedding_space('some-model', '/models/x', 8)")) == space
+        # Registering an embedding space creates its own HNSW index over vectors of its dimension, or over the
+        # sign bits of its byte codes (read in place: no stored bits column).
+        register = "SELECT memsvc_embedding_space('some-model', :path, 8, :storage, :kind, :k)"
+        space = conn.scalar(text(register), {"path": None, "storage": "float16", "kind": "float16", "k": 8})
+        again = {"path": "/models/x", "storage": "float16", "kind": "float16", "k": 8}
+        assert conn.scalar(text(register), again) == space
         index = conn.scalar(
             text("SELECT indexdef FROM pg_indexes WHERE indexname = :name"),
             {"name": f"ix_memory_embeddings_hnsw_{space}"},
         )
         assert "hnsw" in index and "halfvec(8)" in index and "halfvec_cosine_ops" in index
         assert f"WHERE (space_id = {space})" in index
+        codes = conn.scalar(text(register), {"path": None, "storage": "pca50-fp8-e4m3", "kind": "binary", "k": 4})
+        assert codes != space
+        index = conn.scalar(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = :name"),
+            {"name": f"ix_memory_embeddings_hnsw_{codes}"},
+        )
+        assert "bit_hamming_ops" in index and "bit(4)" in index and "codes" in index
+        with pytest.raises(ProgrammingError, match="unknown index kind"):
+            conn.scalar(text(register), {"path": None, "storage": "x", "kind": "'; DROP TABLE x; --", "k": 4})
     engine.dispose()
 
 
@@ -128,4 +141,21 @@ def test_upgrade_moves_stored_vectors_into_their_space_and_downgrade_brings_them
     with engine.connect() as conn:
         restored = conn.execute(text("SELECT embedding::text, embedding_model FROM memories")).all()
         assert [tuple(row) for row in restored] == [(vector, "all-MiniLM-L6-v2")]
+    engine.dispose()
+
+
+def test_downgrade_refuses_while_vectors_use_a_storage_the_old_schema_lacks(pg_server_url: str) -> None:
+    from alembic import command
+
+    from memsvc.core.migrate import alembic_config
+
+    url = _fresh_database(pg_server_url)
+    upgrade_to_head(url)
+    engine = create_engine(sqlalchemy_url(url))
+    with engine.begin() as conn:
+        conn.execute(text("SELECT memsvc_embedding_space('m', NULL, 16, 'fp8-e4m3', 'binary', 16)"))
+    with pytest.raises(RuntimeError, match="move every tenant to the float16 profile"):
+        command.downgrade(alembic_config(url), "0003_embedding_spaces")
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == head_revision()
     engine.dispose()

@@ -68,6 +68,7 @@ def embed_job(tenant_id: str, job_id: str) -> None:
         uuid.UUID(job_id),
         get_embedder_pool().for_space,
         get_settings().embedding_claim_size,
+        embeddings.FitSampling.of(get_settings()),
     )
 
 

@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -44,6 +44,17 @@ class Settings(BaseSettings):
         description="Pending memories a worker takes per transaction; the model sorts them by length into batches.",
     )
     embedding_device: str | None = Field(default=None, description="cpu, cuda, ...; unset = CUDA when available.")
+    storage_profile: str = Field(
+        default="float16",
+        description="Storage profile of tenants that chose none (see GET /v1/storage-profiles); changing it "
+        "re-encodes their embeddings in the background. It must need no fitted parameters (no PCA, no int8).",
+    )
+    profile_fit_sample: int = Field(
+        default=2048, ge=16, description="Embeddings sampled to fit a tenant's PCA basis or int8 scales."
+    )
+    profile_fit_min_sample: int = Field(
+        default=256, ge=2, description="Fewest embedded memories a tenant needs before a fitted profile is allowed."
+    )
 
     broker_url: str | None = Field(
         default=None,
@@ -62,6 +73,19 @@ class Settings(BaseSettings):
 
     max_content_bytes: int = Field(default=32 * 1024, description="Largest memory content, in UTF-8 bytes.")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, description="Largest request body; larger gets 413.")
+
+    @field_validator("storage_profile")
+    @classmethod
+    def _default_profile_needs_no_fit(cls, value: str) -> str:
+        from memsvc.embeddings.profiles import parse_profile
+
+        profile = parse_profile(value)
+        if profile.needs_fit:
+            raise ValueError(
+                f"{value} is fitted on each tenant's own embeddings, so new tenants cannot start on it; "
+                "choose it per tenant instead (PUT /v1/tenants/{id}/storage-profile)"
+            )
+        return profile.name
 
     @property
     def embedded(self) -> bool:

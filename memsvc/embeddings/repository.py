@@ -2,24 +2,33 @@
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
-import numpy as np
 from sqlalchemy import delete, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from memsvc.models import EmbeddingSpace, Memory, MemoryEmbedding, Tenant
+from memsvc.embeddings.encoding import Column
+from memsvc.embeddings.profiles import StorageProfile
+from memsvc.models import EmbeddingFit, EmbeddingSpace, Memory, MemoryEmbedding, Tenant
 
 
-def register_space(db: Session, model_id: str, model_path: str | None, dim: int) -> int:
-    """The space of this model configuration, created with its HNSW index if new (a definer function: only the
-    schema owner may create indexes)."""
+def register_space(db: Session, model_id: str, model_path: str | None, dim: int, profile: StorageProfile) -> int:
+    """The space of this model configuration and storage, created with its HNSW index if new (a definer
+    function: only the schema owner may create indexes)."""
     space_id = db.scalar(
         text(
-            "SELECT memsvc_embedding_space(CAST(:model_id AS text), CAST(:model_path AS text), CAST(:dim AS integer))"
+            "SELECT memsvc_embedding_space(CAST(:model_id AS text), CAST(:model_path AS text), CAST(:dim AS integer),"
+            " CAST(:storage AS text), CAST(:index_kind AS text), CAST(:index_dim AS integer))"
         ),
-        {"model_id": model_id, "model_path": model_path, "dim": dim},
+        {
+            "model_id": model_id,
+            "model_path": model_path,
+            "dim": dim,
+            "storage": profile.storage,
+            "index_kind": profile.index_kind,
+            "index_dim": profile.index_dim(dim),
+        },
     )
     return int(space_id)
 
@@ -28,16 +37,20 @@ def get_space(db: Session, space_id: int) -> EmbeddingSpace | None:
     return db.get(EmbeddingSpace, space_id)
 
 
-def newest_space_id(db: Session) -> int | None:
-    return db.scalar(select(func.max(EmbeddingSpace.id)))
+def newest_space_id(db: Session, storages: Sequence[str]) -> int | None:
+    """The most recently registered space with one of these storages."""
+    return db.scalar(select(func.max(EmbeddingSpace.id)).where(EmbeddingSpace.storage.in_(list(storages))))
 
 
-def tenant_spaces(db: Session, tenant_id: uuid.UUID, *, lock: bool = False) -> tuple[int | None, int | None]:
+def tenant_spaces(
+    db: Session, tenant_id: uuid.UUID, *, lock: bool = False, exclusive: bool = False
+) -> tuple[int | None, int | None]:
     """(search space, re-embedding target) of the tenant. With `lock`, the tenant row is held in share mode until
-    commit, so the spaces cannot switch while vectors for them are being written."""
+    commit, so the spaces cannot switch while vectors for them are being written; `exclusive` waits for those
+    writers instead, and keeps new ones out until commit."""
     query = select(Tenant.embedding_space_id, Tenant.next_embedding_space_id).where(Tenant.id == tenant_id)
     if lock:
-        query = query.with_for_update(read=True)
+        query = query.with_for_update(read=not exclusive, key_share=exclusive)
     row = db.execute(query).one()
     return row[0], row[1]
 
@@ -50,22 +63,30 @@ def adopt_space_if_unset(db: Session, tenant_id: uuid.UUID, space_id: int) -> No
     )
 
 
-def tenants_not_on(db: Session, space_id: int) -> list[uuid.UUID]:
-    """Tenants whose search space or re-embedding target differs from `space_id`."""
+def chosen_profiles(db: Session) -> list[str | None]:
+    """The storage profiles tenants chose (None: the service default)."""
+    return list(db.scalars(select(Tenant.storage_profile).distinct()))
+
+
+def tenants_not_on(db: Session, space_id: int, storage_profile: str | None) -> list[uuid.UUID]:
+    """Tenants with this chosen profile whose search space or re-embedding target differs from `space_id`."""
     return list(
         db.scalars(
             select(Tenant.id).where(
+                Tenant.storage_profile.is_(None)
+                if storage_profile is None
+                else Tenant.storage_profile == storage_profile,
                 Tenant.embedding_space_id.is_distinct_from(space_id)
                 | (
                     Tenant.next_embedding_space_id.is_not(None)
                     & Tenant.next_embedding_space_id.is_distinct_from(space_id)
-                )
+                ),
             )
         )
     )
 
 
-def set_target(db: Session, tenant_id: uuid.UUID, space_id: int) -> str | None:
+def set_target(db: Session, tenant_id: uuid.UUID, space_id: int) -> Literal["adopted", "reembed", "cancelled"] | None:
     """Point the tenant at `space_id`: a tenant without vectors adopts it for search at once ("adopted"), one
     searching another space starts moving to it ("reembed"), one already searching it drops any other target
     ("cancelled"). None when there was nothing to change. Conditional updates: concurrent callers agree."""
@@ -97,19 +118,28 @@ def drop_target(db: Session, tenant_id: uuid.UUID, space_id: int) -> None:
     )
 
 
+def set_chosen_profile(db: Session, tenant_id: uuid.UUID, storage_profile: str | None) -> None:
+    db.execute(update(Tenant).where(Tenant.id == tenant_id).values(storage_profile=storage_profile))
+
+
+def chosen_profile(db: Session, tenant_id: uuid.UUID) -> str | None:
+    return db.scalar(select(Tenant.storage_profile).where(Tenant.id == tenant_id))
+
+
 def store_vectors(
-    db: Session, tenant_id: uuid.UUID, space_id: int, memory_ids: Sequence[uuid.UUID], vectors: np.ndarray
+    db: Session, tenant_id: uuid.UUID, space_id: int, memory_ids: Sequence[uuid.UUID], column: Column, values: list[Any]
 ) -> None:
-    """Upsert keyed by (memory, space): a redelivered batch overwrites its rows, it never adds any."""
+    """Upsert keyed by (memory, space): a redelivered batch overwrites its rows, it never adds any. `values` are
+    already encoded for the space's `column`."""
     rows = [
-        {"memory_id": memory_id, "space_id": space_id, "tenant_id": tenant_id, "embedding": vector}
-        for memory_id, vector in zip(memory_ids, vectors, strict=True)
+        {"memory_id": memory_id, "space_id": space_id, "tenant_id": tenant_id, column: value}
+        for memory_id, value in zip(memory_ids, values, strict=True)
     ]
     statement = insert(MemoryEmbedding)
     db.execute(
         statement.on_conflict_do_update(
             index_elements=[MemoryEmbedding.memory_id, MemoryEmbedding.space_id],
-            set_={"embedding": statement.excluded.embedding, "created_at": func.now()},
+            set_={column: getattr(statement.excluded, column), "created_at": func.now()},
         ),
         rows,
     )
@@ -119,6 +149,13 @@ def delete_vectors(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> N
     db.execute(
         delete(MemoryEmbedding).where(MemoryEmbedding.tenant_id == tenant_id, MemoryEmbedding.memory_id == memory_id)
     )
+
+
+def delete_space_vectors(db: Session, tenant_id: uuid.UUID, space_id: int) -> int:
+    result = db.execute(
+        delete(MemoryEmbedding).where(MemoryEmbedding.tenant_id == tenant_id, MemoryEmbedding.space_id == space_id)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def delete_other_spaces(db: Session, tenant_id: uuid.UUID, keep_space_id: int) -> int:
@@ -198,18 +235,51 @@ def search_model_id(db: Session, tenant_id: uuid.UUID) -> str | None:
     )
 
 
-def vectors_of(
-    db: Session, tenant_id: uuid.UUID, space_id: int, memory_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[float]]:
+def stored_values(
+    db: Session, tenant_id: uuid.UUID, space_id: int, column: Column, memory_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Any]:
+    """The stored (encoded) values of these memories in a space, by memory id."""
     rows: Any = db.execute(
-        select(MemoryEmbedding.memory_id, MemoryEmbedding.embedding).where(
+        select(MemoryEmbedding.memory_id, getattr(MemoryEmbedding, column)).where(
             MemoryEmbedding.tenant_id == tenant_id,
             MemoryEmbedding.space_id == space_id,
             MemoryEmbedding.memory_id.in_(list(memory_ids)),
         )
     )
-    return {memory_id: [float(v) for v in _values(vector)] for memory_id, vector in rows}
+    return dict(rows.all())
 
 
-def _values(vector: Any) -> Any:
-    return vector.to_list() if hasattr(vector, "to_list") else vector
+def latest_fit_version(db: Session, tenant_id: uuid.UUID, space_id: int) -> int | None:
+    return db.scalar(
+        select(func.max(EmbeddingFit.version)).where(
+            EmbeddingFit.tenant_id == tenant_id, EmbeddingFit.space_id == space_id
+        )
+    )
+
+
+def get_fit(db: Session, tenant_id: uuid.UUID, space_id: int, version: int) -> EmbeddingFit | None:
+    return db.get(EmbeddingFit, (tenant_id, space_id, version))
+
+
+def add_fit(db: Session, fit: EmbeddingFit) -> None:
+    db.add(fit)
+    db.flush()
+
+
+def lock_fitting(db: Session, tenant_id: uuid.UUID, space_id: int) -> None:
+    """Serialise fitting per (tenant, space) until commit, so concurrent jobs agree on one fit."""
+    db.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(CAST(:key AS text)))"), {"key": f"fit:{tenant_id}:{space_id}"}
+    )
+
+
+def sample_memories(db: Session, tenant_id: uuid.UUID, limit: int) -> list[Memory]:
+    """The tenant's most recent embedded memories: a fitting sample that follows what it stores now."""
+    return list(
+        db.scalars(
+            select(Memory)
+            .where(Memory.tenant_id == tenant_id, Memory.embedding_status == "done")
+            .order_by(Memory.seq.desc())
+            .limit(limit)
+        )
+    )

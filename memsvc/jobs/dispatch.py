@@ -165,7 +165,12 @@ class InProcessWorker:
     def _process(self, tenant_id: uuid.UUID, job_id: uuid.UUID, retry: int) -> None:
         try:
             embeddings.run_job(
-                self._factory, tenant_id, job_id, self._embedder_for, self._settings.embedding_claim_size
+                self._factory,
+                tenant_id,
+                job_id,
+                self._embedder_for,
+                self._settings.embedding_claim_size,
+                embeddings.FitSampling.of(self._settings),
             )
         except Exception as exc:
             if retry >= self._settings.job_max_retries:

@@ -25,13 +25,14 @@ class ItemError(BaseModel):
 class EmbeddingSpacePublic(BaseModel):
     model_id: str = Field(description="Embedding model name.")
     dim: int = Field(description="Vector dimension.")
+    storage: str = Field(description="Storage (codec and reduction) of the vectors, e.g. float16, pca50-fp8-e4m3.")
 
 
 class JobPublic(BaseModel):
     id: uuid.UUID = Field(description="Job id, as returned by the write that created it.")
     kind: JobKind = Field(
         description="embed: memories just written or changed. reembed: all memories, into a newly configured "
-        "embedding model; search switches to it when the job is done."
+        "embedding model or storage profile; search switches to it when the job is done."
     )
     status: JobStatus = Field(description="queued, running, done, or failed (retries exhausted; see errors).")
     total: int = Field(description="Memories this job covers (ones deleted since are no longer counted).")

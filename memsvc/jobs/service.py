@@ -46,7 +46,8 @@ def _public(db: Session, job: Job) -> JobPublic:
 
 
 def _reembed_public(db: Session, job: Job) -> JobPublic:
-    """Progress of a model change: the tenant's embedded memories, and how many have a vector in the new space."""
+    """Progress of a model or storage change: the tenant's embedded memories, and how many have a vector in the
+    new space."""
     space = embeddings.get_space(db, job.embedding_space_id) if job.embedding_space_id is not None else None
     status = JobStatus(job.status)
     total = embeddings.count_embedded_memories(db, job.tenant_id)
@@ -55,7 +56,9 @@ def _reembed_public(db: Session, job: Job) -> JobPublic:
         done = total
     pending = total - done if status in (JobStatus.queued, JobStatus.running) else 0
     counts = {"pending": pending, "done": done, "failed": total - done - pending}
-    public_space = EmbeddingSpacePublic(model_id=space.model_id, dim=space.dim) if space else None
+    public_space = (
+        EmbeddingSpacePublic(model_id=space.model_id, dim=space.dim, storage=space.storage) if space else None
+    )
     return _job_public(job, status, counts, errors=[], space=public_space)
 
 

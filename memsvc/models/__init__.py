@@ -1,7 +1,7 @@
 """ORM models, one per table. Import them from here so Alembic sees the whole metadata."""
 
 from memsvc.models.base import Base
-from memsvc.models.embedding import EmbeddingSpace, MemoryEmbedding
+from memsvc.models.embedding import EmbeddingFit, EmbeddingSpace, MemoryEmbedding
 from memsvc.models.memory import (
     MEMORY_TYPES,
     IdempotencyRecord,
@@ -16,6 +16,7 @@ __all__ = [
     "MEMORY_TYPES",
     "ApiKey",
     "Base",
+    "EmbeddingFit",
     "EmbeddingSpace",
     "IdempotencyRecord",
     "Job",

@@ -17,6 +17,8 @@ class Tenant(Base):
     # search switches when the re-embedding is complete.
     embedding_space_id: Mapped[int | None] = mapped_column(SmallInteger, ForeignKey("embedding_spaces.id"))
     next_embedding_space_id: Mapped[int | None] = mapped_column(SmallInteger, ForeignKey("embedding_spaces.id"))
+    # The storage profile the tenant chose (a profile name); NULL follows the service default.
+    storage_profile: Mapped[str | None] = mapped_column(String(40))
 
 
 class ApiKey(Base):

@@ -15,7 +15,11 @@ class ExportRecord(MemoryPublic):
 
     job_id: uuid.UUID | None = Field(default=None, exclude=True, description="Not exported: operational state.")
     content_hash: str | None = Field(default=None, description="Dedupe identity (kept so re-import dedupes).")
-    embedding: list[float] | None = Field(default=None, description="Stored embedding (float16 values).")
+    embedding: list[float] | None = Field(
+        default=None,
+        description="Stored embedding, in the model's coordinates as stored (float16, float8 or int8 values); "
+        "null where the storage profile keeps no such vector (PCA, binary): import embeds those again.",
+    )
     links: list[ExportedLink] = Field(default_factory=list, description="Incoming links (sources).")
     versions: list[MemoryVersionPublic] = Field(default_factory=list, description="History, oldest first.")
 

@@ -1,5 +1,6 @@
 """Export a tenant's memories as NDJSON and import them back losslessly (ids, history, links, embeddings)."""
 
+import math
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from memsvc.core.db import tenant_session
 from memsvc.core.errors import Unprocessable
 from memsvc.embeddings import repository as embeddings
-from memsvc.embeddings.service import NoEmbeddingSpace, live_spaces
+from memsvc.embeddings.encoding import FitNeeded, SpaceEncoding
+from memsvc.embeddings.service import NoEmbeddingSpace, encoding_of, live_spaces
 from memsvc.jobs import repository as jobs
 from memsvc.memories import repository
 from memsvc.memories.repository import MemoryFilter
@@ -40,9 +42,9 @@ def export_lines(factory: sessionmaker[Session], where: MemoryFilter) -> Iterato
                 versions.setdefault(v.memory_id, []).append(
                     {"version": v.version, "change": v.change, "changed_at": v.changed_at, "memory": v.snapshot}
                 )
+            vectors = _model_vectors_of(db, where.tenant_id, ids)
             space_id = embeddings.tenant_spaces(db, where.tenant_id)[0]
             space = embeddings.get_space(db, space_id) if space_id is not None else None
-            vectors = embeddings.vectors_of(db, where.tenant_id, space.id, ids) if space else {}
             for memory in page:
                 vector = vectors.get(memory.id)
                 record = ExportRecord.model_validate(
@@ -60,6 +62,33 @@ def export_lines(factory: sessionmaker[Session], where: MemoryFilter) -> Iterato
                 )
                 yield record.model_dump_json() + "\n"
             after = page[-1].seq
+
+
+def _model_vectors_of(db: Session, tenant_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[float]]:
+    """The stored vectors of these memories in the tenant's search space, as the model's coordinates; none where
+    the storage does not keep them (PCA-reduced or binary): those are re-embedded on import."""
+    space_id = embeddings.tenant_spaces(db, tenant_id)[0]
+    space = embeddings.get_space(db, space_id) if space_id is not None else None
+    if space is None:
+        return {}
+    try:
+        encoding = encoding_of(db, tenant_id, space)
+    except FitNeeded:
+        return {}
+    stored = embeddings.stored_values(db, tenant_id, space.id, encoding.column, ids)
+    found = list(stored)
+    decoded = encoding.model_vectors([stored[i] for i in found]) if found else None
+    if decoded is None:
+        return {}
+    return {memory_id: [float(v) for v in vector] for memory_id, vector in zip(found, decoded, strict=True)}
+
+
+def _import_encoding(db: Session, tenant_id: uuid.UUID, space: EmbeddingSpace | None) -> SpaceEncoding | None:
+    """How imported vectors are stored; None (everything is embedded again) before the space has its fit."""
+    try:
+        return encoding_of(db, tenant_id, space) if space is not None else None
+    except FitNeeded:
+        return None
 
 
 def import_space(db: Session, tenant_id: uuid.UUID) -> EmbeddingSpace | None:
@@ -99,6 +128,8 @@ def parse_lines(body: bytes, space: EmbeddingSpace | None) -> list[ExportRecord]
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ()))
             raise Unprocessable(f"line {number}: {where + ': ' if where else ''}{first.get('msg')}") from exc
+        if record.embedding is not None and not all(math.isfinite(v) for v in record.embedding):
+            raise Unprocessable(f"line {number}: embedding has NaN or infinite values")
         if (
             space is not None
             and record.embedding is not None
@@ -119,13 +150,19 @@ def import_records(
     Records without an embedding from `space`'s model are stored pending under the report's job (enqueue it
     after commit)."""
     job = jobs.add(db, tenant_id, kind="embed")
-    stale = {r.id for r in records if space is None or r.embedding is None or r.embedding_model != space.model_id}
+    encoding = _import_encoding(db, tenant_id, space)
+    stale = {
+        r.id
+        for r in records
+        if space is None or encoding is None or r.embedding is None or r.embedding_model != space.model_id
+    }
     rows = [_row(tenant_id, r, job.id if r.id in stale else None) for r in records]
     inserted = repository.insert_preserving_ids(db, rows)
     kept = [r for r in records if r.id in inserted and r.id not in stale]
-    if space is not None and kept:
+    if space is not None and encoding is not None and kept:
         vectors = np.asarray([r.embedding for r in kept], dtype=np.float32)
-        embeddings.store_vectors(db, tenant_id, space.id, [r.id for r in kept], vectors)
+        values = encoding.encode(vectors)
+        embeddings.store_vectors(db, tenant_id, space.id, [r.id for r in kept], encoding.column, values)
 
     linkable = inserted | repository.existing_ids(db, tenant_id, {link.source_id for r in records for link in r.links})
     links = [

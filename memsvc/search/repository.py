@@ -1,46 +1,61 @@
-"""Dense vector search in SQL (pgvector HNSW over halfvec, cosine distance, one index per embedding space)."""
+"""Dense vector search in SQL: pgvector HNSW, one index per embedding space, over float vectors (cosine) or the
+sign bits of byte codes (Hamming)."""
 
+import uuid
 from typing import Any
 
 import numpy as np
-from pgvector.sqlalchemy import HALFVEC
+from pgvector.sqlalchemy import BIT, HALFVEC, VECTOR
 from sqlalchemy import cast, func, literal_column, select, text
 from sqlalchemy.orm import Session
 
+from memsvc.embeddings.encoding import SpaceEncoding
 from memsvc.memories.repository import MemoryFilter
 from memsvc.models import EmbeddingSpace, Memory, MemoryEmbedding
 
+MAX_EF_SEARCH = 1000
+
 
 def nearest(
-    db: Session, where: MemoryFilter, space: EmbeddingSpace, query_vector: np.ndarray, top_k: int
-) -> list[tuple[Memory, float]]:
-    """The `top_k` memories closest to `query_vector` in `space` among those `where` selects, with cosine
-    similarity."""
+    db: Session, where: MemoryFilter, space: EmbeddingSpace, encoding: SpaceEncoding, query: np.ndarray, limit: int
+) -> list[tuple[uuid.UUID, Any]]:
+    """The `limit` memories (among those `where` selects) nearest to `query` (in the space's coordinates) by the
+    space's HNSW index, best first, as (id, index distance) for float storages and (id, stored code) for byte
+    codes, whose candidates the caller rescores."""
     # Iterative index scans keep reading the HNSW graph until enough rows pass the tenant/scope filters
-    # (pgvector >= 0.8); relaxed order is restored by the outer ORDER BY on the exact distance.
+    # (pgvector >= 0.8); relaxed order is restored by the outer ORDER BY (or by rescoring).
     db.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-    db.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(max(40, 2 * top_k))})
-    # The space's index is a partial index on this cast: the planner matches it only against the same expression
-    # and a literal space id (a bound parameter would not prove the index predicate).
-    distance = cast(MemoryEmbedding.embedding, HALFVEC(space.dim)).cosine_distance(query_vector).label("distance")
+    # ef_search tops out at 1000; past it the iterative scan keeps going until `limit` rows are found.
+    ef_search = min(MAX_EF_SEARCH, max(40, 2 * limit))
+    db.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef_search)})
+    k = encoding.index_dim
+    # Each space's index is a partial index on this expression: the planner matches it only against the same
+    # expression and a literal space id (a bound parameter would not prove the index predicate).
+    distance: Any
+    if encoding.column == "embedding":
+        distance = cast(MemoryEmbedding.embedding, HALFVEC(k)).cosine_distance(query)
+    elif encoding.column == "embedding_f32":
+        distance = cast(MemoryEmbedding.embedding_f32, VECTOR(k)).cosine_distance(query)
+    else:
+        bits = "".join("1" if value > 0 else "0" for value in query)
+        sign_bits = cast(func.memsvc_sign_bits(MemoryEmbedding.codes, literal_column(str(k))), BIT(k))
+        distance = sign_bits.op("<~>")(cast(bits, BIT(k)))
+    payload = distance.label("distance") if encoding.column != "codes" else MemoryEmbedding.codes
     candidates = (
-        where.apply(
-            select(MemoryEmbedding.memory_id.label("id"), distance).join(Memory, Memory.id == MemoryEmbedding.memory_id)
-        )
+        where.apply(select(MemoryEmbedding.memory_id, payload).join(Memory, Memory.id == MemoryEmbedding.memory_id))
         .where(
             MemoryEmbedding.space_id == literal_column(str(int(space.id))),
             MemoryEmbedding.tenant_id == where.tenant_id,
         )
         .order_by(distance)
-        .limit(top_k)
-        .subquery()
+        .limit(limit)
     )
-    rows: Any = db.execute(
-        select(Memory, candidates.c.distance)
-        .join(candidates, Memory.id == candidates.c.id)
-        .order_by(candidates.c.distance, Memory.seq)
-    )
-    return [(memory, 1.0 - float(dist)) for memory, dist in rows]
+    return [(memory_id, value) for memory_id, value in db.execute(candidates)]
+
+
+def memories_by_id(db: Session, tenant_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, Memory]:
+    rows = db.scalars(select(Memory).where(Memory.tenant_id == tenant_id, Memory.id.in_(ids)))
+    return {memory.id: memory for memory in rows}
 
 
 def pending_text_matches(db: Session, where: MemoryFilter, query: str, limit: int) -> list[tuple[Memory, float]]:

@@ -3,6 +3,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from memsvc.embeddings.profiles import MAX_OVERSAMPLE
 from memsvc.memories.schemas import MemoryPublic, MemoryType, Metadata, ScopeId, Timestamp, _as_utc, _no_nul
 
 MAX_TOP_K = 100
@@ -34,6 +35,13 @@ class SearchRequest(BaseModel):
     occurred_before: Timestamp | None = Field(default=None, description="Event time < this.")
     as_of: Annotated[datetime | None, AfterValidator(_as_utc)] = Field(
         default=None, description="Only memories valid at this time (default: now)."
+    )
+    oversample: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_OVERSAMPLE,
+        description="Byte-code storage profiles: candidates fetched per hit before exact rescoring "
+        "(default: the tenant's profile's). More is slower and closer to exact search.",
     )
     include_expired: bool = Field(
         default=False, description="Also return memories whose validity ended (superseded facts)."

@@ -2,13 +2,17 @@ import uuid
 from datetime import UTC, datetime
 from itertools import zip_longest
 
+import numpy as np
 from sqlalchemy.orm import Session
 
+from memsvc.embeddings import codecs
 from memsvc.embeddings import repository as embeddings
-from memsvc.embeddings.service import EmbedderFor
+from memsvc.embeddings.encoding import FitNeeded
+from memsvc.embeddings.profiles import StorageProfile, parse_profile
+from memsvc.embeddings.service import EmbedderFor, encoding_of
 from memsvc.memories import service as memories
 from memsvc.memories.repository import MemoryFilter
-from memsvc.models import Memory
+from memsvc.models import EmbeddingSpace, Memory
 from memsvc.search import repository
 from memsvc.search.schemas import MatchKind, SearchHit, SearchRequest, SearchResponse
 
@@ -54,11 +58,58 @@ def _dense(
     while space_id is not None:
         space = embeddings.get_space(db, space_id)
         assert space is not None  # spaces are never deleted
-        hits = repository.nearest(db, where, space, embedder_for(space).embed([request.query])[0], request.top_k)
+        hits = _search_space(db, tenant_id, where, space, request, embedder_for)
         if len(hits) == request.top_k:
             break
-        # Fewer hits than asked: the tenant may have switched to a new model (and dropped the old vectors)
-        # since its space was read. If so, search the new space.
+        # Fewer hits than asked: the tenant may have switched to a new model or storage (and dropped the old
+        # vectors) since its space was read. If so, search the new space.
         latest = embeddings.tenant_spaces(db, tenant_id)[0]
         space_id = latest if latest != space_id else None
     return hits
+
+
+def _search_space(
+    db: Session,
+    tenant_id: uuid.UUID,
+    where: MemoryFilter,
+    space: EmbeddingSpace,
+    request: SearchRequest,
+    embedder_for: EmbedderFor,
+) -> list[tuple[Memory, float]]:
+    """Float storages: the HNSW index ranks by exact cosine of the stored vectors. Byte codes: two stages, the
+    Hamming index over their sign bits gives `oversample × top_k` candidates, rescored by the exact query's
+    cosine with their decoded codes (binary alone: by the Hamming estimate of the cosine)."""
+    try:
+        encoding = encoding_of(db, tenant_id, space)
+    except FitNeeded:
+        return []  # nothing is stored there yet
+    query = encoding.reduce(embedder_for(space).embed([request.query]))[0]
+    profile = encoding.profile
+    if encoding.column != "codes":
+        rows = repository.nearest(db, where, space, encoding, query, request.top_k)
+        scored = [(memory_id, 1.0 - float(distance)) for memory_id, distance in rows]
+    else:
+        limit = request.top_k * (_oversample(db, tenant_id, profile, request) if profile.rescored else 1)
+        rows = repository.nearest(db, where, space, encoding, query, limit)
+        if not rows:
+            return []
+        codes = np.frombuffer(b"".join(code for _, code in rows), dtype=np.uint8).reshape(len(rows), -1)
+        if profile.rescored:
+            scores = codecs.cosine_scores(query, encoding.decode(codes))
+        else:
+            scores = codecs.hamming_scores(query, codes, encoding.index_dim)
+        scored = [(memory_id, float(score)) for (memory_id, _), score in zip(rows, scores, strict=True)]
+    best = sorted(scored, key=lambda hit: -hit[1])[: request.top_k]
+    found = repository.memories_by_id(db, tenant_id, [memory_id for memory_id, _ in best])
+    hits = [(found[memory_id], score) for memory_id, score in best if memory_id in found]
+    return sorted(hits, key=lambda hit: (-hit[1], hit[0].seq))
+
+
+def _oversample(db: Session, tenant_id: uuid.UUID, stored: StorageProfile, request: SearchRequest) -> int:
+    """The request's oversampling, else the tenant's chosen profile's if it is the storage searched, else the
+    storage's default."""
+    if request.oversample is not None:
+        return request.oversample
+    chosen = embeddings.chosen_profile(db, tenant_id)
+    profile = parse_profile(chosen) if chosen else None
+    return profile.oversample if profile is not None and profile.storage == stored.storage else stored.oversample

@@ -38,8 +38,8 @@ def list_tenants(db: Session) -> list[Tenant]:
     return list(db.scalars(select(Tenant).order_by(Tenant.created_at, Tenant.id)))
 
 
-def add_tenant(db: Session, name: str, embedding_space_id: int | None) -> Tenant:
-    tenant = Tenant(id=uuid.uuid4(), name=name, embedding_space_id=embedding_space_id)
+def add_tenant(db: Session, name: str, embedding_space_id: int | None, storage_profile: str | None) -> Tenant:
+    tenant = Tenant(id=uuid.uuid4(), name=name, embedding_space_id=embedding_space_id, storage_profile=storage_profile)
     db.add(tenant)
     db.flush()
     db.refresh(tenant)

@@ -4,8 +4,19 @@ from fastapi import APIRouter, Request, status
 
 from memsvc.core.deps import AdminDep, DbDep
 from memsvc.core.errors import Conflict, Forbidden, NotFound, problem_responses
+from memsvc.embeddings.service import ModelConfig
+from memsvc.jobs.dispatch import enqueue_after_commit
 from memsvc.tenants import repository, service
-from memsvc.tenants.schemas import KeyCreate, KeyCreated, TenantCreate, TenantList, TenantPublic
+from memsvc.tenants.schemas import (
+    KeyCreate,
+    KeyCreated,
+    StorageProfileChoice,
+    StorageProfileList,
+    TenantCreate,
+    TenantList,
+    TenantPublic,
+    TenantStorage,
+)
 
 router = APIRouter(prefix="/v1", tags=["admin"])
 
@@ -17,8 +28,11 @@ router = APIRouter(prefix="/v1", tags=["admin"])
     responses=problem_responses(Forbidden, Conflict),
 )
 def create_tenant(body: TenantCreate, request: Request, db: DbDep, _: AdminDep) -> TenantPublic:
-    """Create a tenant (admin key only)."""
-    tenant = service.create_tenant(db, body.name, embedding_space_id=request.app.state.embedding_space_id)
+    """Create a tenant (admin key only), on the default storage profile or the one given."""
+    space_id = request.app.state.embedding_space_id
+    if body.storage_profile is not None:
+        space_id = service.starting_space(request.app.state.session_factory, body.storage_profile, _config(request))
+    tenant = service.create_tenant(db, body.name, embedding_space_id=space_id, storage_profile=body.storage_profile)
     db.commit()
     return TenantPublic.model_validate(tenant)
 
@@ -53,3 +67,45 @@ def revoke_key(key_id: uuid.UUID, db: DbDep, _: AdminDep) -> None:
     """Revoke an API key; requests with it get 401 from now on."""
     service.revoke_key(db, key_id)
     db.commit()
+
+
+@router.get("/storage-profiles", operation_id="admin-list_storage_profiles", responses=problem_responses(Forbidden))
+def list_storage_profiles(request: Request, _: AdminDep) -> StorageProfileList:
+    """The storage profiles offered for the configured embedding model, with their cost per memory."""
+    return service.profile_catalog(_config(request))
+
+
+@router.get(
+    "/tenants/{tenant_id}/storage-profile",
+    operation_id="admin-get_storage_profile",
+    responses=problem_responses(Forbidden, NotFound),
+)
+def get_storage_profile(tenant_id: uuid.UUID, request: Request, db: DbDep, _: AdminDep) -> TenantStorage:
+    """The tenant's storage profile, and whether its embeddings are being re-encoded into another."""
+    return service.storage_of(db, tenant_id, _config(request))
+
+
+@router.put(
+    "/tenants/{tenant_id}/storage-profile",
+    status_code=status.HTTP_202_ACCEPTED,
+    operation_id="admin-set_storage_profile",
+    responses=problem_responses(Forbidden, NotFound, Conflict),
+)
+def set_storage_profile(
+    tenant_id: uuid.UUID, body: StorageProfileChoice, request: Request, db: DbDep, _: AdminDep
+) -> TenantStorage:
+    """Change how the tenant's embeddings are stored. Online: a worker re-encodes them in the background (from
+    the stored vectors when those are lossless, else with the model) while search keeps answering from the
+    current storage, then search switches. 409 for a fitted profile (PCA, int8) before the tenant has enough
+    embedded memories to fit it."""
+    changed = service.change_storage_profile(
+        db, request.app.state.session_factory, tenant_id, body.profile, _config(request)
+    )
+    if changed.job_id is not None:
+        enqueue_after_commit(request.app.state.dispatcher, tenant_id, changed.job_id)
+    return changed
+
+
+def _config(request: Request) -> ModelConfig:
+    config: ModelConfig = request.app.state.model_config()
+    return config

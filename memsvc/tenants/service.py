@@ -2,20 +2,86 @@
 
 import uuid
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from memsvc.core.errors import Conflict, NotFound
 from memsvc.core.security import new_api_key
+from memsvc.embeddings import service as embeddings
+from memsvc.embeddings.profiles import catalog, compression, parse_profile
+from memsvc.embeddings.service import ModelConfig, NotEnoughToFit
 from memsvc.models import Tenant
 from memsvc.tenants import repository
-from memsvc.tenants.schemas import KeyCreated
+from memsvc.tenants.schemas import KeyCreated, StorageProfileInfo, StorageProfileList, TenantStorage
 
 
-def create_tenant(db: Session, name: str, embedding_space_id: int | None = None) -> Tenant:
+def create_tenant(
+    db: Session, name: str, embedding_space_id: int | None = None, storage_profile: str | None = None
+) -> Tenant:
     """A new tenant, searching `embedding_space_id` (unset: the newest space, adopted at its first embedding)."""
     if repository.get_tenant_by_name(db, name) is not None:
         raise Conflict(f"A tenant named {name!r} already exists.")
-    return repository.add_tenant(db, name, embedding_space_id)
+    return repository.add_tenant(db, name, embedding_space_id, storage_profile)
+
+
+def starting_space(factory: sessionmaker[Session], profile_name: str, config: ModelConfig) -> int:
+    """The space a new tenant on `profile_name` starts in; a fitted profile cannot be started on (no
+    embeddings to fit it yet)."""
+    profile = parse_profile(profile_name)
+    if profile.needs_fit:
+        raise NotEnoughToFit(
+            f"storage profile {profile.name} is fitted on the tenant's own embeddings: create the tenant on a "
+            "profile without PCA or int8, write memories, then change its profile"
+        )
+    with factory() as db:
+        space_id = embeddings.register(db, config, profile)
+        db.commit()
+    return space_id
+
+
+def profile_catalog(config: ModelConfig) -> StorageProfileList:
+    return StorageProfileList(
+        model_id=config.model_id,
+        dim=config.dim,
+        default=config.default_profile,
+        data=[
+            StorageProfileInfo(
+                name=p.name,
+                codec=p.codec,
+                pca_percent=p.pca_percent,
+                index=p.index_kind,
+                oversample=p.oversample if p.rescored else None,
+                bytes_per_memory=p.bytes_per_memory(config.dim),
+                compression=round(compression(p, config.dim), 2),
+                fitted=p.needs_fit,
+            )
+            for p in catalog()
+        ],
+    )
+
+
+def storage_of(db: Session, tenant_id: uuid.UUID, config: ModelConfig) -> TenantStorage:
+    if repository.get_tenant(db, tenant_id) is None:
+        raise NotFound(f"No tenant {tenant_id}.")
+    chosen, searching, moving_to = embeddings.profile_state(db, tenant_id)
+    return TenantStorage(
+        tenant_id=tenant_id,
+        profile=chosen or config.default_profile,
+        chosen=chosen is not None,
+        searching=searching,
+        moving_to=moving_to,
+    )
+
+
+def change_storage_profile(
+    db: Session, factory: sessionmaker[Session], tenant_id: uuid.UUID, profile_name: str | None, config: ModelConfig
+) -> TenantStorage:
+    if repository.get_tenant(db, tenant_id) is None:
+        raise NotFound(f"No tenant {tenant_id}.")
+    db.rollback()  # the change runs in its own transactions
+    chosen = parse_profile(profile_name) if profile_name is not None else None
+    change = embeddings.choose_profile(factory, tenant_id, chosen, config)
+    state = storage_of(db, tenant_id, config)
+    return state.model_copy(update={"outcome": change.outcome, "job_id": change.job_id})
 
 
 def create_key(db: Session, tenant_id: uuid.UUID, name: str | None = None) -> KeyCreated:

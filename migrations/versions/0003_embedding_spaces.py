@@ -29,6 +29,38 @@ STALLED_REEMBED_JOBS = """
 """
 
 
+# Registering a space creates its HNSW index (a partial index on the vectors cast to the space's dimension),
+# which only the table owner may do: the app calls this definer function at start-up. The advisory lock
+# keeps two processes starting together from racing on the same space.
+EMBEDDING_SPACE_FUNCTION = """
+    CREATE FUNCTION memsvc_embedding_space(p_model_id text, p_model_path text, p_dim integer)
+    RETURNS smallint LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+    DECLARE
+        space smallint;
+        index_name text;
+    BEGIN
+        PERFORM pg_advisory_xact_lock(hashtext('memsvc_embedding_space'));
+        SELECT id INTO space FROM embedding_spaces WHERE model_id = p_model_id AND dim = p_dim;
+        IF space IS NULL THEN
+            INSERT INTO embedding_spaces (model_id, model_path, dim)
+            VALUES (p_model_id, p_model_path, p_dim) RETURNING id INTO space;
+        ELSE
+            UPDATE embedding_spaces SET model_path = p_model_path
+            WHERE id = space AND model_path IS DISTINCT FROM p_model_path;
+        END IF;
+        index_name := 'ix_memory_embeddings_hnsw_' || space;
+        -- Checked first: CREATE INDEX IF NOT EXISTS would lock the table against writes even when it exists.
+        IF to_regclass(index_name) IS NULL THEN
+            EXECUTE format(
+                'CREATE INDEX %I ON memory_embeddings USING hnsw ((embedding::halfvec(%s)) halfvec_cosine_ops) '
+                'WITH (m = 16, ef_construction = 64) WHERE space_id = %s',
+                index_name, p_dim, space);
+        END IF;
+        RETURN space;
+    END $$
+"""
+
+
 def _unfinished_jobs_function(body: str) -> str:
     return f"""
         CREATE OR REPLACE FUNCTION memsvc_unfinished_jobs(older_than interval)
@@ -87,36 +119,7 @@ def upgrade() -> None:
     )
     op.create_check_constraint("ck_jobs_kind_known", "jobs", "kind IN ('embed', 'reembed')")
 
-    # Registering a space creates its HNSW index (a partial index on the vectors cast to the space's dimension),
-    # which only the table owner may do: the app calls this definer function at start-up. The advisory lock
-    # keeps two processes starting together from racing on the same space.
-    op.execute("""
-        CREATE FUNCTION memsvc_embedding_space(p_model_id text, p_model_path text, p_dim integer)
-        RETURNS smallint LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
-        DECLARE
-            space smallint;
-            index_name text;
-        BEGIN
-            PERFORM pg_advisory_xact_lock(hashtext('memsvc_embedding_space'));
-            SELECT id INTO space FROM embedding_spaces WHERE model_id = p_model_id AND dim = p_dim;
-            IF space IS NULL THEN
-                INSERT INTO embedding_spaces (model_id, model_path, dim)
-                VALUES (p_model_id, p_model_path, p_dim) RETURNING id INTO space;
-            ELSE
-                UPDATE embedding_spaces SET model_path = p_model_path
-                WHERE id = space AND model_path IS DISTINCT FROM p_model_path;
-            END IF;
-            index_name := 'ix_memory_embeddings_hnsw_' || space;
-            -- Checked first: CREATE INDEX IF NOT EXISTS would lock the table against writes even when it exists.
-            IF to_regclass(index_name) IS NULL THEN
-                EXECUTE format(
-                    'CREATE INDEX %I ON memory_embeddings USING hnsw ((embedding::halfvec(%s)) halfvec_cosine_ops) '
-                    'WITH (m = 16, ef_construction = 64) WHERE space_id = %s',
-                    index_name, p_dim, space);
-            END IF;
-            RETURN space;
-        END $$
-    """)
+    op.execute(EMBEDDING_SPACE_FUNCTION)
     op.execute("REVOKE ALL ON FUNCTION memsvc_embedding_space(text, text, integer) FROM PUBLIC")
     op.execute(f"GRANT EXECUTE ON FUNCTION memsvc_embedding_space(text, text, integer) TO {APP_ROLE}")
 

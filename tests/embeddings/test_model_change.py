@@ -43,7 +43,11 @@ def pending_change(pg_server_url, settings, embedder) -> Iterator[PendingChange]
     )
     with TestClient(create_app(new, database_url)) as client:
         [job] = client.get("/v1/jobs", params={"kind": "reembed"}, headers=tenant.headers).json()["data"]
-        assert job["status"] == "queued" and job["embedding_space"] == {"model_id": NEW_MODEL, "dim": 128}
+        assert job["status"] == "queued" and job["embedding_space"] == {
+            "model_id": NEW_MODEL,
+            "dim": 128,
+            "storage": "float16",
+        }
     yield PendingChange(old, new, tenant, memory_id, job["id"])
 
 

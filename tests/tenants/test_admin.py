@@ -19,7 +19,8 @@ def test_create_tenant_returns_201_with_id_name_and_created_at(client):
 
     assert response.status_code == 201, response.text
     body = response.json()
-    assert set(body) == {"id", "name", "created_at"}
+    assert set(body) == {"id", "name", "storage_profile", "created_at"}
+    assert body["storage_profile"] is None  # follows the service default
     assert uuid.UUID(body["id"])
     assert body["name"] == name
     assert datetime.fromisoformat(body["created_at"]).tzinfo is not None

@@ -53,7 +53,11 @@ def test_model_change_reembeds_in_the_background_while_search_keeps_answering(
     new = old.model_copy(update={"embedding_model_id": NEW_MODEL, "embedding_dim": 256, "broker_url": broker_url})
     with TestClient(create_app(new, database_url)) as client:
         [job] = client.get("/v1/jobs", params={"kind": "reembed"}, headers=tenant.headers).json()["data"]
-        assert job["status"] == "queued" and job["embedding_space"] == {"model_id": NEW_MODEL, "dim": 256}
+        assert job["status"] == "queued" and job["embedding_space"] == {
+            "model_id": NEW_MODEL,
+            "dim": 256,
+            "storage": "float16",
+        }
         assert (job["total"], job["done"], job["pending"]) == (401, 0, 401)
         # No worker yet: the old vectors answer, with the old model embedding the query.
         [hit, *_] = search(client, tenant, "where is the spare key")
