@@ -66,7 +66,7 @@ class SpaceEncoding:
             return [row.tobytes() for row in encoded]
         return list(encoded)
 
-    def decode(self, values: list[Any]) -> np.ndarray:
+    def decode(self, values: list[Any] | np.ndarray) -> np.ndarray:
         """Stored values back to vectors in this space's coordinates (binary: the sign vectors)."""
         if self.column != "codes":
             return np.asarray([_floats(v) for v in values], dtype=np.float32).reshape(len(values), self.index_dim)
