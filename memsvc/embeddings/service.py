@@ -190,18 +190,20 @@ def live_spaces(db: Session, tenant_id: uuid.UUID) -> list[EmbeddingSpace]:
     return [_space(db, space_id) for space_id in (search, target) if space_id is not None]
 
 
-# A space's model and dimension never change: read each once per process.
-_known_spaces: dict[int, EmbeddingSpace] = {}
+# A space's model, dimension and storage never change: read each once per process (and database: ids are only
+# unique within one).
+_known_spaces: dict[tuple[str, int], EmbeddingSpace] = {}
 
 
 def _space(db: Session, space_id: int) -> EmbeddingSpace:
-    space = _known_spaces.get(space_id)
+    key = (str(db.get_bind().url), space_id)
+    space = _known_spaces.get(key)
     if space is None:
         space = repository.get_space(db, space_id)
         if space is None:
             raise LookupError(f"embedding space {space_id} does not exist")
         db.expunge(space)  # kept beyond this session, never expired by its rollback
-        _known_spaces[space_id] = space
+        _known_spaces[key] = space
     return space
 
 
