@@ -196,7 +196,7 @@ _known_spaces: dict[tuple[str, int], EmbeddingSpace] = {}
 
 
 def _space(db: Session, space_id: int) -> EmbeddingSpace:
-    key = (str(db.get_bind().url), space_id)
+    key = (str(db.get_bind().engine.url), space_id)
     space = _known_spaces.get(key)
     if space is None:
         space = repository.get_space(db, space_id)
