@@ -46,7 +46,7 @@ def pending_change(pg_server_url, settings, embedder) -> Iterator[PendingChange]
         assert job["status"] == "queued" and job["embedding_space"] == {
             "model_id": NEW_MODEL,
             "dim": 128,
-            "storage": "float16",
+            "storage": "fp8-e4m3",
         }
     yield PendingChange(old, new, tenant, memory_id, job["id"])
 

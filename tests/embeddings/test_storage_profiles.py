@@ -62,7 +62,7 @@ def test_catalog_lists_profiles_with_their_bytes_per_memory(client, tenant):
 
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["model_id"], body["dim"], body["default"]) == ("all-MiniLM-L6-v2", 384, "float16")
+    assert (body["model_id"], body["dim"], body["default"]) == ("all-MiniLM-L6-v2", 384, "fp8-e4m3-x8")
     profiles = {p["name"]: p for p in body["data"]}
     assert profiles["float32"]["bytes_per_memory"] == 1536
     assert profiles["float16"]["bytes_per_memory"] == 768
@@ -96,9 +96,9 @@ def test_a_fitted_profile_cannot_start_a_tenant_or_serve_a_tenant_with_too_few_m
     assert "needs at least 256 embedded memories; this tenant has 5" in assert_problem(too_few, 409)["detail"]
     state = client.get(f"/v1/tenants/{tenant.id}/storage-profile", headers=ADMIN).json()
     assert (state["profile"], state["chosen"], state["searching"], state["moving_to"]) == (
-        "float16",
+        "fp8-e4m3-x8",
         False,
-        "float16",
+        "fp8-e4m3",
         None,
     )
 
@@ -136,16 +136,15 @@ def _no_model(_space: object) -> object:
     raise AssertionError("a storage change of the same model must not run the model")
 
 
-def test_online_change_searches_the_old_storage_until_the_new_one_is_complete(
-    client, parked_client, tenant, database_url
-):
+def test_online_change_searches_the_old_storage_until_the_new_one_is_complete(client, parked_client, database_url):
+    tenant = create_tenant(client, storage_profile="float16")
     add_memories(client, tenant, *({"content": fact} for fact in FACTS[:30]))
     question = "who keeps bees"
     before = [h["memory"]["id"] for h in search(client, tenant, question, top_k=5)]
 
-    change = set_profile(parked_client, tenant, "fp8")
+    change = set_profile(parked_client, tenant, None)  # back to following the service default (fp8)
 
-    assert (change["outcome"], change["profile"], change["chosen"]) == ("reencoding", "fp8-e4m3-x8", True)
+    assert (change["outcome"], change["profile"], change["chosen"]) == ("reencoding", "fp8-e4m3-x8", False)
     assert (change["searching"], change["moving_to"]) == ("float16", "fp8-e4m3")
     # Meanwhile search answers from the float16 vectors, unchanged.
     assert [h["memory"]["id"] for h in search(parked_client, tenant, question, top_k=5)] == before
@@ -167,13 +166,7 @@ def test_online_change_searches_the_old_storage_until_the_new_one_is_complete(
 
 
 def test_changing_only_the_oversampling_needs_no_reencoding(client, tenant):
-    add_memories(client, tenant, *({"content": fact} for fact in FACTS[:3]))
-    set_profile(client, tenant, "fp8")
-    wait_for_job(
-        client,
-        tenant,
-        client.get("/v1/jobs", params={"kind": "reembed"}, headers=tenant.headers).json()["data"][0]["id"],
-    )
+    add_memories(client, tenant, *({"content": fact} for fact in FACTS[:3]))  # on the default, fp8
 
     change = set_profile(client, tenant, "fp8-x16")
 
@@ -256,7 +249,7 @@ def test_export_of_byte_codes_carries_their_decoded_values_and_imports_without_t
         assert decoded.shape == (384,)
         assert float(decoded @ vector / np.linalg.norm(decoded)) > 0.995  # float8 keeps the direction
 
-    target = create_tenant(client)
+    target = create_tenant(client, storage_profile="float16")
     body = "\n".join(json.dumps({**line, "id": str(uuid.uuid4())}) for line in lines).encode()
     report = client.post("/v1/import", content=body, headers={**target.headers, "Content-Type": "application/x-ndjson"})
 

@@ -490,4 +490,5 @@ def test_large_import_and_export_cross_page_and_chunk_boundaries(client, tenant)
     exported = parse(export(client, tenant, user_id="u1"))
     assert [r["id"] for r in exported] == [r["id"] for r in records]
     assert [r["content"] for r in exported] == [r["content"] for r in records]
-    assert exported[-1]["embedding"] == pytest.approx(vector(502), abs=1e-3)
+    # Stored in the default profile's float8 codes: each value comes back within float8 e4m3's relative precision.
+    assert exported[-1]["embedding"] == pytest.approx(vector(502), rel=2**-4)

@@ -56,7 +56,7 @@ def test_model_change_reembeds_in_the_background_while_search_keeps_answering(
         assert job["status"] == "queued" and job["embedding_space"] == {
             "model_id": NEW_MODEL,
             "dim": 256,
-            "storage": "float16",
+            "storage": "fp8-e4m3",
         }
         assert (job["total"], job["done"], job["pending"]) == (401, 0, 401)
         # No worker yet: the old vectors answer, with the old model embedding the query.
