@@ -42,11 +42,14 @@ def create_app(settings: Settings, database_url: str, embedder: Embedder | None 
         else:
             worker = InProcessWorker(app.state.session_factory, embedders.for_space, settings)
             app.state.dispatcher = worker
-            worker.start()
         try:
             adopt_embedding_model()
         except Exception as exc:  # e.g. not migrated yet: /readyz reports it and tries again
             log.warning("embedding model not registered yet: %s", exc)
+        # Only now: the worker's first sweep must see every tenant pointed at this configuration, not run a
+        # model change that this start-up is about to cancel.
+        if worker is not None:
+            worker.start()
         yield
         if worker is not None:
             worker.stop()
