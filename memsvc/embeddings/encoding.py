@@ -13,6 +13,7 @@ from memsvc.embeddings import codecs
 from memsvc.embeddings.profiles import StorageProfile, parse_profile
 
 Column = Literal["embedding", "embedding_f32", "codes"]
+ROTATION_SEED = 20251129  # any fixed seed: the rotation is stored with the fit
 COLUMN_OF_CODEC: dict[str, Column] = {"float16": "embedding", "float32": "embedding_f32"}
 
 
@@ -33,10 +34,21 @@ class FitNeeded(RuntimeError):
 def fit(profile: StorageProfile, dim: int, sample: np.ndarray, version: int) -> Fit:
     """Fit `profile`'s parameters on `sample` (model vectors, one per row)."""
     sample = codecs.check_vectors(sample)
-    pca = codecs.fit_pca(sample, profile.index_dim(dim)) if profile.pca_percent else None
+    pca = _randomly_rotated(codecs.fit_pca(sample, profile.index_dim(dim))) if profile.pca_percent else None
     reduced = pca.project(sample) if pca else sample
     scales = codecs.fit_int8_scales(reduced) if profile.codec == "int8" else None
     return Fit(version=version, sample_size=len(sample), pca=pca, int8_scales=scales)
+
+
+def _randomly_rotated(pca: codecs.Pca) -> codecs.Pca:
+    """The same subspace in a random orthonormal basis (cosines unchanged). PCA coordinates have very uneven
+    variances, so their signs, the binary candidate index, say little about the angle between two vectors; after
+    a random rotation each sign is the side of a random hyperplane, and Hamming distance estimates the angle."""
+    rng = np.random.default_rng(ROTATION_SEED)
+    q, r = np.linalg.qr(rng.standard_normal((pca.k, pca.k)))
+    q *= np.sign(np.diag(r))  # uniformly distributed over rotations
+    components = (q @ pca.components.astype(np.float64)).astype(np.float32)
+    return codecs.Pca(mean=pca.mean, components=components, explained_variance=pca.explained_variance)
 
 
 class SpaceEncoding:
