@@ -96,11 +96,17 @@ def move_tenant(
 ) -> tuple[uuid.UUID, uuid.UUID] | None:
     """Point the tenant at `space_id`; returns (tenant, job) when that takes a `reembed` job (enqueue it)."""
     with tenant_session(factory, tenant_id) as db:
-        started = None
-        if repository.set_target(db, tenant_id, space_id) == "reembed":
-            started = (tenant_id, jobs.add(db, tenant_id, kind="reembed", embedding_space_id=space_id).id)
+        job_id = _point_at(db, tenant_id, space_id)[1]
         db.commit()
-    return started
+    return (tenant_id, job_id) if job_id is not None else None
+
+
+def _point_at(
+    db: Session, tenant_id: uuid.UUID, space_id: int
+) -> tuple[Literal["adopted", "reembed", "cancelled"] | None, uuid.UUID | None]:
+    outcome = repository.set_target(db, tenant_id, space_id)
+    job = jobs.add(db, tenant_id, kind="reembed", embedding_space_id=space_id) if outcome == "reembed" else None
+    return outcome, job.id if job is not None else None
 
 
 @dataclass(frozen=True)
@@ -128,10 +134,7 @@ def choose_profile(
                 f"{needed} embedded memories; this tenant has {have}"
             )
         repository.set_chosen_profile(db, tenant_id, profile.name if chosen else None)
-        outcome = repository.set_target(db, tenant_id, space_id)
-        job_id = (
-            jobs.add(db, tenant_id, kind="reembed", embedding_space_id=space_id).id if outcome == "reembed" else None
-        )
+        outcome, job_id = _point_at(db, tenant_id, space_id)
         db.commit()
     if outcome == "reembed":
         return ProfileChange("reencoding", job_id)
