@@ -45,9 +45,10 @@ class Settings(BaseSettings):
     )
     embedding_device: str | None = Field(default=None, description="cpu, cuda, ...; unset = CUDA when available.")
     storage_profile: str = Field(
-        # Chosen from the measured frontier (bench/results/quantization.md): float8 codes with a binary candidate
-        # index keep ~99.9% of float32's nDCG@10 in a quarter of the bytes, at float16's latency.
-        default="fp8-e4m3-x8",
+        # Chosen from the measured frontier (bench/results/quantization*.md, 100k memories): float8 codes, 16
+        # Hamming candidates per hit, match the float32 profile's nDCG@10 in a quarter of its bytes, within a few
+        # ms of float16's latency.
+        default="fp8-e4m3-x16",
         description="Storage profile of tenants that chose none (see GET /v1/storage-profiles); changing it "
         "re-encodes their embeddings in the background. It must need no fitted parameters (no PCA, no int8).",
     )

@@ -31,7 +31,7 @@ CODEC_ALIASES: dict[str, CodecName] = {
     "bit": "binary",
 }
 RESCORED_CODECS: tuple[CodecName, ...] = ("fp8-e4m3", "fp8-e5m2", "int8")
-DEFAULT_OVERSAMPLE = 8
+DEFAULT_OVERSAMPLE = 16
 MAX_OVERSAMPLE = 64
 
 _NAME = re.compile(r"^(?:pca(?P<pca>\d{1,2})-)?(?P<codec>[a-z0-9-]+?)(?:-x(?P<oversample>\d{1,3}))?$")

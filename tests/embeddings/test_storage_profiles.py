@@ -62,16 +62,16 @@ def test_catalog_lists_profiles_with_their_bytes_per_memory(client, tenant):
 
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["model_id"], body["dim"], body["default"]) == ("all-MiniLM-L6-v2", 384, "fp8-e4m3-x8")
+    assert (body["model_id"], body["dim"], body["default"]) == ("all-MiniLM-L6-v2", 384, "fp8-e4m3-x16")
     profiles = {p["name"]: p for p in body["data"]}
     assert profiles["float32"]["bytes_per_memory"] == 1536
     assert profiles["float16"]["bytes_per_memory"] == 768
     # Byte codes carry their sign bits first: the binary candidate index costs no extra bytes.
-    assert (profiles["fp8-e4m3-x8"]["bytes_per_memory"], profiles["fp8-e4m3-x8"]["index"]) == (384, "binary")
-    assert profiles["fp8-e4m3-x8"]["compression"] == 4.0
+    assert (profiles["fp8-e4m3-x16"]["bytes_per_memory"], profiles["fp8-e4m3-x16"]["index"]) == (384, "binary")
+    assert profiles["fp8-e4m3-x16"]["compression"] == 4.0
     assert profiles["binary"]["bytes_per_memory"] == 48 and profiles["binary"]["oversample"] is None
-    assert profiles["pca50-fp8-e4m3-x8"]["bytes_per_memory"] == 192 and profiles["pca50-fp8-e4m3-x8"]["fitted"]
-    assert profiles["pca50-fp8-e4m3-x8"]["compression"] == 8.0
+    assert profiles["pca50-fp8-e4m3-x16"]["bytes_per_memory"] == 192 and profiles["pca50-fp8-e4m3-x16"]["fitted"]
+    assert profiles["pca50-fp8-e4m3-x16"]["compression"] == 8.0
     assert_problem(client.get("/v1/storage-profiles", headers=tenant.headers), 403)
 
 
@@ -96,7 +96,7 @@ def test_a_fitted_profile_cannot_start_a_tenant_or_serve_a_tenant_with_too_few_m
     assert "needs at least 256 embedded memories; this tenant has 5" in assert_problem(too_few, 409)["detail"]
     state = client.get(f"/v1/tenants/{tenant.id}/storage-profile", headers=ADMIN).json()
     assert (state["profile"], state["chosen"], state["searching"], state["moving_to"]) == (
-        "fp8-e4m3-x8",
+        "fp8-e4m3-x16",
         False,
         "fp8-e4m3",
         None,
@@ -144,7 +144,7 @@ def test_online_change_searches_the_old_storage_until_the_new_one_is_complete(cl
 
     change = set_profile(parked_client, tenant, None)  # back to following the service default (fp8)
 
-    assert (change["outcome"], change["profile"], change["chosen"]) == ("reencoding", "fp8-e4m3-x8", False)
+    assert (change["outcome"], change["profile"], change["chosen"]) == ("reencoding", "fp8-e4m3-x16", False)
     assert (change["searching"], change["moving_to"]) == ("float16", "fp8-e4m3")
     # Meanwhile search answers from the float16 vectors, unchanged.
     assert [h["memory"]["id"] for h in search(parked_client, tenant, question, top_k=5)] == before
@@ -168,9 +168,9 @@ def test_online_change_searches_the_old_storage_until_the_new_one_is_complete(cl
 def test_changing_only_the_oversampling_needs_no_reencoding(client, tenant):
     add_memories(client, tenant, *({"content": fact} for fact in FACTS[:3]))  # on the default, fp8
 
-    change = set_profile(client, tenant, "fp8-x16")
+    change = set_profile(client, tenant, "fp8-x4")
 
-    assert (change["outcome"], change["job_id"], change["profile"]) == ("unchanged", None, "fp8-e4m3-x16")
+    assert (change["outcome"], change["job_id"], change["profile"]) == ("unchanged", None, "fp8-e4m3-x4")
     assert len(search(client, tenant, "who repairs radios", top_k=3, oversample=1)) == 3
     assert_problem(client.post("/v1/search", json={"query": "x", "oversample": 65}, headers=tenant.headers), 422)
 
@@ -236,7 +236,7 @@ def test_the_default_profile_must_need_no_fit_and_is_stored_by_its_canonical_nam
         Settings(storage_profile="pca50-fp8")
     with pytest.raises(ValidationError, match="unknown storage profile"):
         Settings(storage_profile="float12")
-    assert Settings(storage_profile="fp8").storage_profile == "fp8-e4m3-x8"
+    assert Settings(storage_profile="fp8").storage_profile == "fp8-e4m3-x16"
 
 
 def test_export_of_byte_codes_carries_their_decoded_values_and_imports_without_the_model(client, embedder):
