@@ -27,10 +27,12 @@ def search(client: TestClient, tenant, query: str) -> list[dict]:
 
 
 def vectors_by_space(database_url: str, tenant_id: str) -> dict[tuple[str, int], int]:
-    """Stored vectors per (model, dimension) for the tenant."""
+    """Stored vectors per (model, dimension) for the tenant, read from what is stored: the default storage's float8
+    codes take one byte per dimension."""
     rows = owner_rows(
         database_url,
-        "SELECT s.model_id, vector_dims(e.embedding), count(*) FROM memory_embeddings e "
+        "SELECT s.model_id, COALESCE(octet_length(e.codes), vector_dims(e.embedding)), count(*) "
+        "FROM memory_embeddings e "
         "JOIN embedding_spaces s ON s.id = e.space_id WHERE e.tenant_id = :t GROUP BY 1, 2",
         t=tenant_id,
     )
