@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, select, text, update
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -94,6 +94,23 @@ def next_turn_index(db: Session, tenant_id: uuid.UUID, session_id: str) -> int:
         select(func.max(Memory.turn_index)).where(Memory.tenant_id == tenant_id, Memory.session_id == session_id)
     )
     return 0 if last is None else last + 1
+
+
+def turns_around(db: Session, tenant_id: uuid.UUID, anchors: Iterable[tuple[str, int]], window: int) -> list[Memory]:
+    """Dialogue turns within `window` of each (session, turn index), in session and turn order."""
+    near = [
+        (Memory.session_id == session_id) & Memory.turn_index.between(turn - window, turn + window)
+        for session_id, turn in anchors
+    ]
+    if not near:
+        return []
+    return list(
+        db.scalars(
+            select(Memory)
+            .where(Memory.tenant_id == tenant_id, Memory.type == "dialogue", or_(*near))
+            .order_by(Memory.session_id, Memory.turn_index)
+        )
+    )
 
 
 def insert_new(db: Session, rows: list[dict[str, Any]]) -> list[Memory]:

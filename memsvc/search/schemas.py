@@ -7,6 +7,7 @@ from memsvc.embeddings.profiles import MAX_OVERSAMPLE
 from memsvc.memories.schemas import MemoryPublic, MemoryType, Metadata, ScopeId, Timestamp, _as_utc, _no_nul
 
 MAX_TOP_K = 100
+MAX_CONTEXT_WINDOW = 20
 MatchKind = Literal["dense", "lexical"]
 
 
@@ -43,6 +44,12 @@ class SearchRequest(BaseModel):
         description="Byte-code storage profiles: candidates fetched per hit before exact rescoring "
         "(default: the tenant's profile's). More is slower and closer to exact search.",
     )
+    context_window: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_CONTEXT_WINDOW,
+        description="Dialogue hits: also return the N turns before and after each, from its session (0–20).",
+    )
     include_expired: bool = Field(
         default=False, description="Also return memories whose validity ended (superseded facts)."
     )
@@ -55,6 +62,11 @@ class SearchHit(BaseModel):
     )
     matched_by: MatchKind = Field(
         description="dense (embedding), or lexical for a memory not embedded yet (read-your-writes)."
+    )
+    context: list[MemoryPublic] = Field(
+        default_factory=list,
+        description="With context_window: the neighbouring turns of a dialogue hit in its session, in turn order "
+        "(the hit itself not repeated).",
     )
 
 

@@ -10,6 +10,7 @@ from memsvc.embeddings import repository as embeddings
 from memsvc.embeddings.encoding import FitNeeded
 from memsvc.embeddings.profiles import StorageProfile, parse_profile
 from memsvc.embeddings.service import EmbedderFor, encoding_of
+from memsvc.memories import repository as memory_repository
 from memsvc.memories import service as memories
 from memsvc.memories.repository import MemoryFilter
 from memsvc.models import EmbeddingSpace, Memory
@@ -41,13 +42,37 @@ def search(db: Session, tenant_id: uuid.UUID, request: SearchRequest, embedder_f
     # The two lists never share a memory; taking them rank by rank keeps a just-written memory from being
     # crowded out by embedded ones until its own embedding lands.
     merged = [hit for pair in zip_longest(dense, lexical) for hit in pair if hit is not None][: request.top_k]
-    public = memories.to_public(db, where.tenant_id, [m for m, _, _ in merged])
+    found = [m for m, _, _ in merged]
+    context = _dialogue_context(db, tenant_id, found, request.context_window)
+    public = memories.to_public(db, where.tenant_id, found + [turn for turns in context for turn in turns])
+    by_id = {p.id: p for p in public}
     return SearchResponse(
         hits=[
-            SearchHit(memory=p, score=score, matched_by=kind)
-            for p, (_, score, kind) in zip(public, merged, strict=True)
+            SearchHit(memory=by_id[m.id], score=score, matched_by=kind, context=[by_id[t.id] for t in turns])
+            for (m, score, kind), turns in zip(merged, context, strict=True)
         ]
     )
+
+
+def _dialogue_context(db: Session, tenant_id: uuid.UUID, hits: list[Memory], window: int) -> list[list[Memory]]:
+    """For each hit, the dialogue turns within `window` of it in its session (none for other hits)."""
+    anchors = {
+        (m.session_id, m.turn_index)
+        for m in hits
+        if window and m.type == "dialogue" and m.session_id is not None and m.turn_index is not None
+    }
+    turns = memory_repository.turns_around(db, tenant_id, anchors, window) if anchors else []
+    return [
+        [
+            t
+            for t in turns
+            if (m.session_id, m.turn_index) in anchors
+            and t.session_id == m.session_id
+            and t.id != m.id
+            and abs((t.turn_index or 0) - (m.turn_index or 0)) <= window
+        ]
+        for m in hits
+    ]
 
 
 def _dense(
