@@ -146,8 +146,8 @@ def profile_state(db: Session, tenant_id: uuid.UUID) -> tuple[str | None, str | 
     search, target = repository.tenant_spaces(db, tenant_id)
     return (
         repository.chosen_profile(db, tenant_id),
-        _space(db, search).storage if search is not None else None,
-        _space(db, target).storage if target is not None else None,
+        space_of(db, search).storage if search is not None else None,
+        space_of(db, target).storage if target is not None else None,
     )
 
 
@@ -190,7 +190,7 @@ def live_spaces(db: Session, tenant_id: uuid.UUID) -> list[EmbeddingSpace]:
         if search is None:
             raise NoEmbeddingSpace("no embedding model has been registered yet; start the API or a worker")
         repository.adopt_space_if_unset(db, tenant_id, search)
-    return [_space(db, space_id) for space_id in (search, target) if space_id is not None]
+    return [space_of(db, space_id) for space_id in (search, target) if space_id is not None]
 
 
 # A space's model, dimension and storage never change: read each once per process (and database: ids are only
@@ -198,7 +198,7 @@ def live_spaces(db: Session, tenant_id: uuid.UUID) -> list[EmbeddingSpace]:
 _known_spaces: dict[tuple[str, int], EmbeddingSpace] = {}
 
 
-def _space(db: Session, space_id: int) -> EmbeddingSpace:
+def space_of(db: Session, space_id: int) -> EmbeddingSpace:
     key = (str(db.get_bind().engine.url), space_id)
     space = _known_spaces.get(key)
     if space is None:
@@ -297,7 +297,7 @@ def _reembed(
     it and drop the old vectors. Memories written meanwhile get both vectors from their own embed jobs."""
     job_id = job.id
     with tenant_session(factory, tenant_id) as db:
-        _fit_if_stale(db, tenant_id, _space(db, space_id), job.created_at, embedder_for, sampling)
+        _fit_if_stale(db, tenant_id, space_of(db, space_id), job.created_at, embedder_for, sampling)
     written = 0
     after_seq = 0
     while True:
@@ -309,7 +309,7 @@ def _reembed(
                 return written
             batch = repository.claim_unembedded(db, tenant_id, space_id, after_seq, claim_size)
             if batch:
-                space = _space(db, space_id)
+                space = space_of(db, space_id)
                 encoding = encoding_of(db, tenant_id, space)
                 vectors = model_vectors(db, tenant_id, space, batch, embedder_for)
                 ids = [m.id for m in batch]
@@ -437,7 +437,7 @@ def model_vectors(
     vectors = np.zeros((len(memories), space.dim), dtype=np.float32)
     missing = list(range(len(memories)))
     search_id = repository.tenant_spaces(db, tenant_id)[0]
-    source = _space(db, search_id) if search_id is not None and search_id != space.id else None
+    source = space_of(db, search_id) if search_id is not None and search_id != space.id else None
     if source is not None and (source.model_id, source.dim) == (space.model_id, space.dim):
         encoding = encoding_of(db, tenant_id, source)
         if encoding.lossless_source:

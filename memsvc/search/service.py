@@ -9,7 +9,7 @@ from memsvc.embeddings import codecs
 from memsvc.embeddings import repository as embeddings
 from memsvc.embeddings.encoding import FitNeeded
 from memsvc.embeddings.profiles import StorageProfile, parse_profile
-from memsvc.embeddings.service import EmbedderFor, encoding_of
+from memsvc.embeddings.service import EmbedderFor, encoding_of, space_of
 from memsvc.memories import repository as memory_repository
 from memsvc.memories import service as memories
 from memsvc.memories.repository import MemoryFilter
@@ -79,11 +79,10 @@ def _dense(
     db: Session, tenant_id: uuid.UUID, where: MemoryFilter, request: SearchRequest, embedder_for: EmbedderFor
 ) -> list[tuple[Memory, float]]:
     hits: list[tuple[Memory, float]] = []
-    space_id = embeddings.tenant_spaces(db, tenant_id)[0]
+    space_id, chosen = embeddings.search_state(db, tenant_id)
     while space_id is not None:
-        space = embeddings.get_space(db, space_id)
-        assert space is not None  # spaces are never deleted
-        hits = _search_space(db, tenant_id, where, space, request, embedder_for)
+        space = space_of(db, space_id)
+        hits = _search_space(db, tenant_id, where, space, request, embedder_for, chosen)
         if len(hits) == request.top_k:
             break
         # Fewer hits than asked: the tenant may have switched to a new model or storage (and dropped the old
@@ -100,6 +99,7 @@ def _search_space(
     space: EmbeddingSpace,
     request: SearchRequest,
     embedder_for: EmbedderFor,
+    chosen: str | None,
 ) -> list[tuple[Memory, float]]:
     """Float storages: the HNSW index ranks by exact cosine of the stored vectors. Byte codes: two stages, the
     Hamming index over their sign bits gives `oversample × top_k` candidates, rescored by the exact query's
@@ -114,7 +114,7 @@ def _search_space(
         rows = repository.nearest(db, where, space, encoding, query, request.top_k)
         scored = [(memory_id, 1.0 - float(distance)) for memory_id, distance in rows]
     else:
-        limit = request.top_k * (_oversample(db, tenant_id, profile, request) if profile.rescored else 1)
+        limit = request.top_k * (_oversample(chosen, profile, request) if profile.rescored else 1)
         rows = repository.nearest(db, where, space, encoding, query, limit)
         if not rows:
             return []
@@ -130,11 +130,10 @@ def _search_space(
     return sorted(hits, key=lambda hit: (-hit[1], hit[0].seq))
 
 
-def _oversample(db: Session, tenant_id: uuid.UUID, stored: StorageProfile, request: SearchRequest) -> int:
+def _oversample(chosen: str | None, stored: StorageProfile, request: SearchRequest) -> int:
     """The request's oversampling, else the tenant's chosen profile's if it is the storage searched, else the
     storage's default."""
     if request.oversample is not None:
         return request.oversample
-    chosen = embeddings.chosen_profile(db, tenant_id)
     profile = parse_profile(chosen) if chosen else None
     return profile.oversample if profile is not None and profile.storage == stored.storage else stored.oversample
