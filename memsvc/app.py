@@ -21,6 +21,7 @@ from memsvc.jobs.router import router as jobs_router
 from memsvc.memories.router import router as memories_router
 from memsvc.portability.router import router as portability_router
 from memsvc.search.router import router as search_router
+from memsvc.search.service import reranker_loader
 from memsvc.tenants.router import router as tenants_router
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def create_app(settings: Settings, database_url: str, embedder: Embedder | None 
     app.state.session_factory = make_session_factory(engine)
     embedders = EmbedderPool(settings, configured=embedder)
     app.state.embedders = embedders
+    app.state.reranker_for = reranker_loader(settings.reranker_path)
     app.state.embedding_space_id = None
 
     def adopt_embedding_model() -> None:

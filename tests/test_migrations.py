@@ -159,3 +159,34 @@ def test_downgrade_refuses_while_vectors_use_a_storage_the_old_schema_lacks(pg_s
     with engine.connect() as conn:
         assert conn.scalar(text("SELECT version_num FROM alembic_version")) == head_revision()
     engine.dispose()
+
+
+def test_retrieval_upgrade_extracts_entities_of_stored_memories_and_indexes_their_speaker(pg_server_url: str) -> None:
+    from alembic import command
+
+    from memsvc.core.migrate import alembic_config
+
+    url = _fresh_database(pg_server_url)
+    command.upgrade(alembic_config(url), "0004_storage_profiles")
+    engine = create_engine(sqlalchemy_url(url))
+    with engine.begin() as conn:
+        tenant = conn.scalar(text("INSERT INTO tenants (id, name) VALUES (gen_random_uuid(), 'old') RETURNING id"))
+        conn.execute(
+            text(
+                "INSERT INTO memories (id, tenant_id, user_id, type, content, content_hash, speaker) "
+                "VALUES (gen_random_uuid(), :t, 'u', 'dialogue', 'I met Priya in Lisbon.', 'h', 'Bob')"
+            ),
+            {"t": tenant},
+        )
+
+    upgrade_to_head(url)
+    with engine.connect() as conn:
+        entities, by_speaker = conn.execute(
+            text("SELECT entities, search_tsv @@ websearch_to_tsquery('english', 'bob') FROM memories")
+        ).one()
+        assert entities == ["bob", "priya", "lisbon"] and by_speaker
+
+    command.downgrade(alembic_config(url), "0004_storage_profiles")
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT content_tsv @@ websearch_to_tsquery('english', 'lisbon') FROM memories"))
+    engine.dispose()

@@ -18,6 +18,7 @@ from memsvc.core.settings import get_settings
 from memsvc.embeddings import service as embeddings
 from memsvc.embeddings.embedder import get_embedder_pool
 from memsvc.jobs.dispatch import EMBED_TASK, CeleryDispatcher, lower_cpu_priority, sweep
+from memsvc.memories.service import IndexingContext
 from workers.app import celery_app
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def embed_job(tenant_id: str, job_id: str) -> None:
         get_embedder_pool().for_space,
         get_settings().embedding_claim_size,
         embeddings.FitSampling.of(get_settings()),
+        IndexingContext.of(get_settings()),
     )
 
 

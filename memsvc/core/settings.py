@@ -59,6 +59,20 @@ class Settings(BaseSettings):
         default=256, ge=2, description="Fewest embedded memories a tenant needs before a fitted profile is allowed."
     )
 
+    contextual_indexing: bool = Field(
+        default=True,
+        description="Embed each memory with its context: a turn's speaker, its session's date and the turns just "
+        "before it; an event's date; a procedure's title and trigger. The stored content stays as written.",
+    )
+    context_turns: int = Field(
+        default=1, ge=0, le=5, description="Contextual indexing: preceding turns of the session embedded with a turn."
+    )
+    reranker_path: str | None = Field(
+        default=None,
+        description="Local cross-encoder directory for `rerank: true` searches; 'bundled' = the packaged "
+        "ms-marco cross-encoder; unset = reranking unavailable.",
+    )
+
     broker_url: str | None = Field(
         default=None,
         description="Celery broker (redis://...) of `memsvc worker`; unset = a worker thread in the API process.",

@@ -126,10 +126,12 @@ def chosen_profile(db: Session, tenant_id: uuid.UUID) -> str | None:
     return db.scalar(select(Tenant.storage_profile).where(Tenant.id == tenant_id))
 
 
-def search_state(db: Session, tenant_id: uuid.UUID) -> tuple[int | None, str | None]:
-    """(search space, chosen profile) of the tenant, in one round trip: what every search needs."""
-    row = db.execute(select(Tenant.embedding_space_id, Tenant.storage_profile).where(Tenant.id == tenant_id)).one()
-    return row[0], row[1]
+def search_state(db: Session, tenant_id: uuid.UUID) -> tuple[int | None, str | None, dict[str, Any] | None]:
+    """(search space, chosen profile, search defaults) of the tenant, in one round trip: what every search needs."""
+    row = db.execute(
+        select(Tenant.embedding_space_id, Tenant.storage_profile, Tenant.search_defaults).where(Tenant.id == tenant_id)
+    ).one()
+    return row[0], row[1], row[2]
 
 
 def store_vectors(

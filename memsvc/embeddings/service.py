@@ -25,7 +25,7 @@ from memsvc.embeddings.codecs import Pca
 from memsvc.embeddings.encoding import Fit, FitNeeded, SpaceEncoding, fit
 from memsvc.embeddings.profiles import StorageProfile, catalog, parse_profile
 from memsvc.jobs import repository as jobs
-from memsvc.memories.service import TextEmbedder, embedding_text
+from memsvc.memories.service import IndexingContext, TextEmbedder, indexing_texts
 from memsvc.models import EmbeddingFit, EmbeddingSpace, Job, Memory
 
 log = logging.getLogger(__name__)
@@ -162,9 +162,11 @@ def run_job(
     embedder_for: EmbedderFor,
     claim_size: int,
     sampling: FitSampling | None = None,
+    indexing: IndexingContext | None = None,
 ) -> int:
     """Run an `embed` or `reembed` job, taking up to `claim_size` memories per transaction (the model sorts them
     by length into its own batches); returns how many memories this call embedded."""
+    indexing = indexing or IndexingContext.of(get_settings())
     with tenant_session(factory, tenant_id) as db:
         job = jobs.start_attempt(db, tenant_id, job_id)
         # A job whose memories were embedded along with an earlier job's costs one transaction.
@@ -174,9 +176,11 @@ def run_job(
         return 0  # forgotten (with its memories or tenant), or nothing left to do
     if job.kind == "reembed" and job.embedding_space_id is not None:
         sampling = sampling or FitSampling.of(get_settings())
-        written = _reembed(factory, tenant_id, job, job.embedding_space_id, embedder_for, claim_size, sampling)
+        written = _reembed(
+            factory, tenant_id, job, job.embedding_space_id, embedder_for, claim_size, sampling, indexing
+        )
     else:
-        written = _embed_pending(factory, tenant_id, job_id, embedder_for, claim_size)
+        written = _embed_pending(factory, tenant_id, job_id, embedder_for, claim_size, indexing)
     log.info("%s job %s: wrote %d vectors", job.kind, job_id, written)
     return written
 
@@ -211,7 +215,12 @@ def space_of(db: Session, space_id: int) -> EmbeddingSpace:
 
 
 def _embed_pending(
-    factory: sessionmaker[Session], tenant_id: uuid.UUID, job_id: uuid.UUID, embedder_for: EmbedderFor, claim_size: int
+    factory: sessionmaker[Session],
+    tenant_id: uuid.UUID,
+    job_id: uuid.UUID,
+    embedder_for: EmbedderFor,
+    claim_size: int,
+    indexing: IndexingContext,
 ) -> int:
     """Embed the job's pending memories, in batches that also take other pending memories of the tenant, so
     many small writes share one model call. Pipelined: a batch's vectors are stored and committed (HNSW
@@ -226,7 +235,7 @@ def _embed_pending(
                 db.info["tenant_id"] = tenant_id
                 try:
                     batch = jobs.claim_pending(db, tenant_id, job_id, claim_size)
-                    encoded = _encode_for_live_spaces(db, tenant_id, batch, embedder_for) if batch else []
+                    encoded = _encode_for_live_spaces(db, tenant_id, batch, embedder_for, indexing) if batch else []
                 except BaseException:
                     db.close()
                     raise
@@ -248,11 +257,11 @@ Encoded = list[tuple[int, SpaceEncoding, list[Any]]]  # (space id, its encoding,
 
 
 def _encode_for_live_spaces(
-    db: Session, tenant_id: uuid.UUID, batch: list[Memory], embedder_for: EmbedderFor
+    db: Session, tenant_id: uuid.UUID, batch: list[Memory], embedder_for: EmbedderFor, indexing: IndexingContext
 ) -> Encoded:
     """The batch's vectors, encoded for every space the tenant lives in (one model call per model). A target
     space whose fit is not made yet is left to its re-embedding job, which fills every memory missing there."""
-    texts = [embedding_text(m) for m in batch]
+    texts = indexing_texts(db, tenant_id, batch, indexing)
     vectors: dict[tuple[str, int], np.ndarray] = {}
     encoded: Encoded = []
     for position, space in enumerate(live_spaces(db, tenant_id)):
@@ -291,13 +300,14 @@ def _reembed(
     embedder_for: EmbedderFor,
     claim_size: int,
     sampling: FitSampling,
+    indexing: IndexingContext,
 ) -> int:
     """Give every embedded memory of the tenant a vector in `space_id` (a new model, or a new storage of the same
     model: then re-encoded from the stored vectors where those are lossless), then switch the tenant's search to
     it and drop the old vectors. Memories written meanwhile get both vectors from their own embed jobs."""
     job_id = job.id
     with tenant_session(factory, tenant_id) as db:
-        _fit_if_stale(db, tenant_id, space_of(db, space_id), job.created_at, embedder_for, sampling)
+        _fit_if_stale(db, tenant_id, space_of(db, space_id), job.created_at, embedder_for, sampling, indexing)
     written = 0
     after_seq = 0
     while True:
@@ -311,7 +321,7 @@ def _reembed(
             if batch:
                 space = space_of(db, space_id)
                 encoding = encoding_of(db, tenant_id, space)
-                vectors = model_vectors(db, tenant_id, space, batch, embedder_for)
+                vectors = model_vectors(db, tenant_id, space, batch, embedder_for, indexing)
                 ids = [m.id for m in batch]
                 repository.store_vectors(db, tenant_id, space_id, ids, encoding.column, encoding.encode(vectors))
                 jobs.touch(db, tenant_id, job_id)  # progress: the sweeper leaves a job that moves alone
@@ -387,6 +397,7 @@ def _fit_if_stale(
     moved_at: datetime,
     embedder_for: EmbedderFor,
     sampling: FitSampling,
+    indexing: IndexingContext,
 ) -> None:
     """Fit the tenant's parameters for `space` anew unless a fit was made since the move began (by an earlier
     attempt of this job): a tenant coming back to a space is fitted on what it stores now. The vectors it left
@@ -405,7 +416,9 @@ def _fit_if_stale(
             f"storage {profile.storage} is fitted on the tenant's own embeddings and needs at least {needed} "
             f"embedded memories; the tenant has {len(memories)}"
         )
-    fitted = fit(profile, space.dim, model_vectors(db, tenant_id, space, memories, embedder_for), (latest or 0) + 1)
+    fitted = fit(
+        profile, space.dim, model_vectors(db, tenant_id, space, memories, embedder_for, indexing), (latest or 0) + 1
+    )
     # Writers encode under the tenant's share lock: none is half-way through with the old fit once this is held.
     repository.tenant_spaces(db, tenant_id, lock=True, exclusive=True)
     mean, components = fitted.pca.to_bytes() if fitted.pca else (None, None)
@@ -430,7 +443,12 @@ def _fit_if_stale(
 
 
 def model_vectors(
-    db: Session, tenant_id: uuid.UUID, space: EmbeddingSpace, memories: list[Memory], embedder_for: EmbedderFor
+    db: Session,
+    tenant_id: uuid.UUID,
+    space: EmbeddingSpace,
+    memories: list[Memory],
+    embedder_for: EmbedderFor,
+    indexing: IndexingContext,
 ) -> np.ndarray:
     """The vectors `space`'s model gives `memories`: decoded from the tenant's search space where that stores
     the same model's vectors losslessly (a storage change needs no model), embedded anew otherwise."""
@@ -448,7 +466,8 @@ def model_vectors(
                 vectors[found] = decoded / np.maximum(np.linalg.norm(decoded, axis=1, keepdims=True), 1e-12)
             missing = [i for i, m in enumerate(memories) if m.id not in stored]
     if missing:
-        vectors[missing] = embedder_for(space).embed([embedding_text(memories[i]) for i in missing])
+        texts = indexing_texts(db, tenant_id, [memories[i] for i in missing], indexing)
+        vectors[missing] = embedder_for(space).embed(texts)
     return vectors
 
 

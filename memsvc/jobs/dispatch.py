@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from memsvc.core.settings import Settings
 from memsvc.embeddings import service as embeddings
 from memsvc.jobs import repository as jobs
+from memsvc.memories.service import IndexingContext
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,7 @@ class InProcessWorker:
                 self._embedder_for,
                 self._settings.embedding_claim_size,
                 embeddings.FitSampling.of(self._settings),
+                IndexingContext.of(self._settings),
             )
         except Exception as exc:
             if retry >= self._settings.job_max_retries:

@@ -27,6 +27,8 @@ class MemoryFilter:
     occurred_before: datetime | None = None
     metadata: dict[str, Any] | None = None
     valid_at: datetime | None = None
+    entities: Sequence[str] = ()  # names all of these (normalized entity forms)
+    mentions_any: Sequence[str] = ()  # names at least one of these
 
     def apply(self, query: Select[Any]) -> Select[Any]:
         query = query.where(Memory.tenant_id == self.tenant_id)
@@ -49,6 +51,10 @@ class MemoryFilter:
                 (Memory.valid_from.is_(None) | (Memory.valid_from <= self.valid_at))
                 & (Memory.valid_to.is_(None) | (Memory.valid_to > self.valid_at))
             )
+        if self.entities:
+            query = query.where(Memory.entities.contains(list(self.entities)))
+        if self.mentions_any:
+            query = query.where(Memory.entities.overlap(list(self.mentions_any)))
         return query
 
 

@@ -194,6 +194,11 @@ class MemoryPublic(BaseModel):
     title: str | None = Field(description="Procedural title.")
     steps: list[str] | None = Field(description="Procedural steps.")
     trigger: str | None = Field(description="Procedural when-to-use text.")
+    entities: list[str] = Field(
+        default_factory=list,
+        description="Names and other entities found in the speaker, title and content, lowercased: what search's "
+        "entity boost and `entities` filter match.",
+    )
     embedding_status: str = Field(description="pending | done | failed.")
     embedding_model: str | None = Field(
         default=None, description="Model of the embedding search uses for this memory (None until embedded)."

@@ -7,6 +7,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -15,6 +16,7 @@ from sqlalchemy import func
 from sqlalchemy.orm import Session
 
 from memsvc.core.errors import Conflict, NotFound, Unprocessable
+from memsvc.core.settings import Settings
 from memsvc.embeddings import repository as embeddings
 from memsvc.jobs import repository as jobs
 from memsvc.memories import repository
@@ -33,6 +35,7 @@ from memsvc.memories.schemas import (
     WriteStatus,
 )
 from memsvc.models import Memory
+from memsvc.search.entities import memory_entities
 
 
 class TextEmbedder(Protocol):
@@ -67,6 +70,53 @@ def embedding_text(memory: EmbeddableMemory) -> str:
     if memory.steps:
         parts.append("Steps: " + "; ".join(memory.steps))
     return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class IndexingContext:
+    """How much context goes into what is embedded for a memory (contextual indexing)."""
+
+    enabled: bool = True
+    preceding_turns: int = 1
+
+    @classmethod
+    def of(cls, settings: Settings) -> "IndexingContext":
+        return cls(settings.contextual_indexing, settings.context_turns)
+
+
+# A preceding turn adds context; kept short so the memory's own text dominates its embedding.
+CONTEXT_TURN_CHARS = 200
+
+
+def indexing_texts(
+    db: Session, tenant_id: uuid.UUID, memories: Sequence[Memory], context: IndexingContext
+) -> list[str]:
+    """What to embed for each memory: `embedding_text`, and with contextual indexing also when it happened
+    (dialogue turns, events) and the turns just before it in its session, so "what did Alice say about Rome
+    in May" can match a turn that only says "we loved it there"."""
+    if not context.enabled:
+        return [embedding_text(m) for m in memories]
+    anchors = {
+        (m.session_id, m.turn_index)
+        for m in memories
+        if m.type == "dialogue" and m.session_id is not None and m.turn_index is not None
+    }
+    window = context.preceding_turns
+    turns = repository.turns_around(db, tenant_id, anchors, window) if anchors and window else []
+    by_turn = {(t.session_id, t.turn_index): t for t in turns}
+    texts = []
+    for m in memories:
+        parts = [embedding_text(m)]
+        if m.type in ("dialogue", "episodic"):
+            parts.append(f"({m.occurred_at:%A %d %B %Y})")
+        if m.type == "dialogue" and m.turn_index is not None:
+            for before in range(m.turn_index - window, m.turn_index):
+                turn = by_turn.get((m.session_id, before))
+                if turn is not None:
+                    said = f"{turn.speaker}: {turn.content}" if turn.speaker else turn.content
+                    parts.append("Before: " + said[:CONTEXT_TURN_CHARS])
+        texts.append("\n".join(parts))
+    return texts
 
 
 def content_hash(
@@ -236,6 +286,7 @@ def _row(
         "title": item.title,
         "steps": item.steps,
         "trigger": item.trigger,
+        "entities": memory_entities(item.content, item.speaker, item.title),
         "embedding_status": "pending",
         "job_id": job_id,
     }
@@ -278,6 +329,7 @@ def list_memories(db: Session, where: MemoryFilter, *, cursor: str | None, limit
 
 
 _REEMBED_FIELDS = {"content", "speaker", "title", "trigger", "steps"}
+_ENTITY_FIELDS = {"content", "speaker", "title"}
 _DIALOGUE_IDENTITY = {"content", "role", "speaker", "occurred_at"}
 
 
@@ -300,6 +352,8 @@ def update_memory(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, patch
         if holder is not None and holder != memory.id:
             raise Conflict(f"Memory {holder} in the same scope already has this content.")
         memory.content_hash = digest
+    if _ENTITY_FIELDS & changes.keys():
+        memory.entities = memory_entities(memory.content, memory.speaker, memory.title)
     if _REEMBED_FIELDS & changes.keys():
         # The old vectors describe the old text: drop them; until new ones exist, search finds it lexically.
         embeddings.delete_vectors(db, tenant_id, memory.id)

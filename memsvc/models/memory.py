@@ -18,7 +18,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from memsvc.models.base import Base
@@ -40,7 +40,8 @@ class Memory(Base):
         Index("ix_memories_tenant_session_turn", "tenant_id", "session_id", "turn_index"),
         Index("ix_memories_tenant_seq", "tenant_id", "seq"),
         Index("ix_memories_job_id", "job_id"),
-        Index("ix_memories_content_tsv", "content_tsv", postgresql_using="gin"),
+        Index("ix_memories_search_tsv", "search_tsv", postgresql_using="gin"),
+        Index("ix_memories_entities", "entities", postgresql_using="gin"),
         Index("ix_memories_pending", "tenant_id", "seq", postgresql_where=text("embedding_status = 'pending'")),
     )
 
@@ -76,9 +77,18 @@ class Memory(Base):
     embedding_error: Mapped[str | None] = mapped_column(Text)
     # The job that (re-)embeds this memory; its progress is counted from these rows.
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
-    # Lexical index: how a memory is found before its embedding exists (read-your-writes).
-    content_tsv: Mapped[Any] = mapped_column(
-        TSVECTOR, Computed("to_tsvector('english', content)", persisted=True), deferred=True
+    # Names and other entities mentioned in the content (memsvc.search.entities), for boosts and filters.
+    entities: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    # Lexical index over the content and its context: the lexical half of hybrid search, and how a memory is
+    # found before its embedding exists (read-your-writes).
+    search_tsv: Mapped[Any] = mapped_column(
+        TSVECTOR,
+        Computed(
+            "to_tsvector('english', coalesce(speaker, '') || ' ' || coalesce(title, '') || ' ' || "
+            "coalesce(trigger, '') || ' ' || content || ' ' || coalesce(steps::text, ''))",
+            persisted=True,
+        ),
+        deferred=True,
     )
 
 

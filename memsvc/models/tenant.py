@@ -1,7 +1,9 @@
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import DateTime, ForeignKey, SmallInteger, String, func
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from memsvc.models.base import Base
@@ -19,6 +21,8 @@ class Tenant(Base):
     next_embedding_space_id: Mapped[int | None] = mapped_column(SmallInteger, ForeignKey("embedding_spaces.id"))
     # The storage profile the tenant chose (a profile name); NULL follows the service default.
     storage_profile: Mapped[str | None] = mapped_column(String(40))
+    # Search options applied when a request leaves them out (memsvc.search.schemas.SearchDefaults); NULL = built-in.
+    search_defaults: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class ApiKey(Base):

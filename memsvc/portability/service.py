@@ -21,6 +21,7 @@ from memsvc.memories.schemas import MemoryCreate, MemoryPublic
 from memsvc.memories.service import memory_hash, snapshot
 from memsvc.models import EmbeddingSpace
 from memsvc.portability.schemas import ExportedLink, ExportRecord, ImportReport
+from memsvc.search.entities import memory_entities
 
 EXPORT_PAGE = 500
 
@@ -223,6 +224,7 @@ def _row(tenant_id: uuid.UUID, r: ExportRecord, embed_job_id: uuid.UUID | None) 
         "title": r.title,
         "steps": r.steps,
         "trigger": r.trigger,
+        "entities": memory_entities(r.content, r.speaker, r.title),
         "embedding_status": "pending" if embed_job_id else "done",
         "job_id": embed_job_id,
     }

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 from pgvector.sqlalchemy import BIT, HALFVEC, VECTOR
-from sqlalchemy import cast, func, literal_column, select, text
+from sqlalchemy import Integer, cast, func, literal, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from memsvc.embeddings.encoding import SpaceEncoding
@@ -56,20 +56,86 @@ def nearest(
     return [(memory_id, value) for memory_id, value in db.execute(candidates)]
 
 
+def stored_vectors(
+    db: Session, where: MemoryFilter, space: EmbeddingSpace, encoding: SpaceEncoding, limit: int
+) -> list[tuple[uuid.UUID, Any]]:
+    """The stored values (in the space's column) of up to `limit` memories `where` selects: small filtered sets
+    are scored exactly rather than through the index."""
+    rows = db.execute(
+        where.apply(
+            select(MemoryEmbedding.memory_id, getattr(MemoryEmbedding, encoding.column)).join(
+                Memory, Memory.id == MemoryEmbedding.memory_id
+            )
+        )
+        .where(MemoryEmbedding.space_id == space.id, MemoryEmbedding.tenant_id == where.tenant_id)
+        .limit(limit)
+    )
+    return [(memory_id, value) for memory_id, value in rows]
+
+
+def vectors_of(
+    db: Session, tenant_id: uuid.UUID, space: EmbeddingSpace, encoding: SpaceEncoding, ids: list[uuid.UUID]
+) -> list[tuple[uuid.UUID, Any]]:
+    """The stored values of these memories in the space (those embedded there)."""
+    if not ids:
+        return []
+    rows = db.execute(
+        select(MemoryEmbedding.memory_id, getattr(MemoryEmbedding, encoding.column)).where(
+            MemoryEmbedding.tenant_id == tenant_id,
+            MemoryEmbedding.space_id == space.id,
+            MemoryEmbedding.memory_id.in_(ids),
+        )
+    )
+    return [(memory_id, value) for memory_id, value in rows]
+
+
+def count_upto(db: Session, where: MemoryFilter, cap: int) -> int:
+    """How many memories `where` selects, counting no further than `cap`."""
+    selected = where.apply(select(Memory.id)).limit(cap).subquery()
+    return int(db.scalar(select(func.count()).select_from(selected)) or 0)
+
+
 def memories_by_id(db: Session, tenant_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, Memory]:
     rows = db.scalars(select(Memory).where(Memory.tenant_id == tenant_id, Memory.id.in_(ids)))
     return {memory.id: memory for memory in rows}
 
 
-def pending_text_matches(db: Session, where: MemoryFilter, query: str, limit: int) -> list[tuple[Memory, float]]:
-    """Memories not embedded yet whose text matches `query` (Postgres full-text), best first, with a rank in
-    [0, 1): a write is findable the moment it is acknowledged."""
-    tsquery = func.websearch_to_tsquery("english", query)
-    rank = func.ts_rank_cd(Memory.content_tsv, tsquery, 32).label("rank")  # 32: rank / (rank + 1)
-    rows: Any = db.execute(
-        where.apply(select(Memory, rank))
-        .where(Memory.embedding_status == "pending", Memory.content_tsv.bool_op("@@")(tsquery))
-        .order_by(rank.desc(), Memory.seq)
-        .limit(limit)
+def word_frequencies(db: Session, where: MemoryFilter, words: list[str], cap: int) -> tuple[int, list[int | None]]:
+    """How many memories `where` selects and how many of those contain each word (after stemming), each count
+    stopping at `cap`; None for a word the text search drops (a stopword)."""
+
+    def capped(condition: Any = None) -> Any:
+        selected = where.apply(select(Memory.id))
+        if condition is not None:
+            selected = selected.where(condition)
+        return select(func.count()).select_from(selected.limit(cap).subquery()).scalar_subquery()
+
+    columns = [capped()]
+    for word in words:
+        tsquery = func.websearch_to_tsquery("english", word)
+        columns.append(func.numnode(tsquery))
+        columns.append(capped(Memory.search_tsv.bool_op("@@")(tsquery)))
+    row = db.execute(select(*columns)).one()
+    frequencies = [row[2 + 2 * i] if row[1 + 2 * i] else None for i in range(len(words))]
+    return int(row[0]), frequencies
+
+
+def text_matches(
+    db: Session, where: MemoryFilter, weighted_words: list[tuple[str, float]], limit: int, *, pending_only: bool = False
+) -> list[tuple[uuid.UUID, float]]:
+    """Memories whose indexed text (content, speaker, title, trigger, steps) contains any of the words (stemmed),
+    best first by the summed weights (IDF) of the words they contain, then by cover density; with the share of
+    the total weight matched, in [0, 1]."""
+    queries = [(func.websearch_to_tsquery("english", word), weight) for word, weight in weighted_words]
+    total = sum(weight for _, weight in weighted_words) or 1.0
+    matched: Any = sum(
+        (cast(Memory.search_tsv.bool_op("@@")(q), Integer) * literal(weight) for q, weight in queries), literal(0.0)
     )
-    return [(memory, float(r)) for memory, r in rows]
+    # websearch syntax never fails to parse: user text cannot produce a tsquery syntax error.
+    any_word = func.websearch_to_tsquery("english", " or ".join(word for word, _ in weighted_words))
+    density = func.ts_rank_cd(Memory.search_tsv, any_word, 32)
+    query = where.apply(select(Memory.id, matched.label("matched"))).where(Memory.search_tsv.bool_op("@@")(any_word))
+    if pending_only:
+        query = query.where(Memory.embedding_status == "pending")
+    rows: Any = db.execute(query.order_by(matched.desc(), density.desc(), Memory.seq).limit(limit))
+    return [(memory_id, min(1.0, float(m) / total)) for memory_id, m in rows]

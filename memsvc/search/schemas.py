@@ -8,7 +8,46 @@ from memsvc.memories.schemas import MemoryPublic, MemoryType, Metadata, ScopeId,
 
 MAX_TOP_K = 100
 MAX_CONTEXT_WINDOW = 20
-MatchKind = Literal["dense", "lexical"]
+MAX_FILTER_ENTITIES = 16
+SearchMode = Literal["hybrid", "dense", "lexical"]
+# Where a hit was found: nearest embeddings; full-text match (content, speaker, title); nearest among memories
+# naming an entity of the query; nearest within the time the query names.
+Source = Literal["dense", "lexical", "entity", "time"]
+Expansion = Literal["evidence"]
+
+
+class FusionWeights(BaseModel):
+    """Reciprocal rank fusion: a hit's fused score is the sum over sources of weight / (60 + its rank there)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dense: float = Field(default=1.0, ge=0, le=10, description="Nearest embeddings.")
+    lexical: float = Field(default=1.0, ge=0, le=10, description="Full-text match of content, speaker and title.")
+    entity: float = Field(default=0.5, ge=0, le=10, description="Memories naming an entity the query names.")
+    time: float = Field(default=1.0, ge=0, le=10, description="Memories within the time the query names.")
+
+
+class SearchDefaults(BaseModel):
+    """Search options a tenant applies when a request leaves them out; unset = the built-in default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: SearchMode | None = Field(default=None, description="hybrid (default), dense or lexical.")
+    weights: FusionWeights | None = Field(default=None, description="Fusion weights (default 1, 1, 0.5, 1).")
+    parse_time: bool | None = Field(default=None, description="Read time expressions in queries (default true).")
+    recency_half_life_days: float | None = Field(
+        default=None, gt=0, le=36500, description="Favour recent memories (default: no recency weighting)."
+    )
+    min_score: float | None = Field(default=None, ge=0, le=1, description="Drop hits scoring below this.")
+    diversity: float | None = Field(default=None, ge=0, le=1, description="MMR near-duplicate removal (default 0).")
+    rerank: bool | None = Field(default=None, description="Cross-encoder reranking (default false).")
+
+
+def _check_entity(value: str) -> str:
+    _no_nul(value)
+    if not value.strip() or len(value) > 200:
+        raise ValueError("an entity must be 1-200 characters, not only whitespace")
+    return value
 
 
 def _check_query(value: str) -> str:
@@ -19,7 +58,30 @@ def _check_query(value: str) -> str:
 
 
 class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"query": "What food must Alice avoid?", "user_id": "alice", "top_k": 5},
+                {
+                    "query": "What did Bob say about Rome last May?",
+                    "user_id": "alice",
+                    "now": "2024-06-10T09:00:00Z",
+                    "context_window": 2,
+                    "expand": ["evidence"],
+                    "min_score": 0.5,
+                },
+                {
+                    "query": "deploy billing service",
+                    "types": ["procedural"],
+                    "mode": "hybrid",
+                    "weights": {"dense": 1, "lexical": 2, "entity": 0.5, "time": 0},
+                    "diversity": 0.3,
+                },
+                {"query": "Priya's new job", "entities": ["Priya"], "recency_half_life_days": 30},
+            ]
+        },
+    )
 
     query: Annotated[str, AfterValidator(_check_query)] = Field(
         max_length=8192, description="What to look for, in natural language."
@@ -53,22 +115,94 @@ class SearchRequest(BaseModel):
     include_expired: bool = Field(
         default=False, description="Also return memories whose validity ended (superseded facts)."
     )
+    entities: list[Annotated[str, AfterValidator(_check_entity)]] | None = Field(
+        default=None,
+        max_length=MAX_FILTER_ENTITIES,
+        description="Only memories naming all these entities (names as in a memory's `entities`; case-insensitive).",
+    )
+    mode: SearchMode | None = Field(
+        default=None,
+        description="hybrid: fuse dense, lexical, entity and time rankings; dense: embeddings only (plus memories "
+        "not embedded yet, by text); lexical: full text only. Default: the tenant's, else hybrid.",
+    )
+    weights: FusionWeights | None = Field(default=None, description="Fusion weights; default: the tenant's.")
+    parse_time: bool | None = Field(
+        default=None,
+        description='Read a time expression in the query ("last week", "in May 2023", "yesterday", relative '
+        "to `now`) and rank memories from that time higher. Default: the tenant's, else true.",
+    )
+    now: Annotated[datetime | None, AfterValidator(_as_utc)] = Field(
+        default=None, description="The present for relative time expressions (default: the server's clock)."
+    )
+    recency_half_life_days: float | None = Field(
+        default=None,
+        gt=0,
+        le=36500,
+        description="Favour recent memories: a memory this many days old keeps 3/4 of its fused score, older ones "
+        "tend to 1/2. Default: the tenant's, else none.",
+    )
+    diversity: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Maximal marginal relevance: 0 ranks by relevance only; higher values push near-duplicates of "
+        "better hits down. Default: the tenant's, else 0.",
+    )
+    min_score: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Only hits whose calibrated `score` reaches this; when none does the answer has no hits and "
+        "`no_confident_memory` is true. Default: the tenant's, else none.",
+    )
+    rerank: bool | None = Field(
+        default=None,
+        description="Rerank the best candidates with the configured cross-encoder (MEMSVC_RERANKER_PATH; 409 when "
+        "none is configured). Default: the tenant's, else false.",
+    )
+    expand: list[Expansion] = Field(
+        default_factory=list,
+        description="evidence: each hit that was consolidated from other memories lists them in `evidence`.",
+    )
+
+
+class HitScores(BaseModel):
+    dense: float | None = Field(description="Cosine similarity of query and memory; null before it is embedded.")
+    lexical: float | None = Field(description="Full-text rank in [0, 1); null when the text does not match.")
+    fused: float = Field(description="Reciprocal rank fusion of the sources (times recency, when asked): the order.")
+    rerank: float | None = Field(default=None, description="Cross-encoder score, when reranked.")
 
 
 class SearchHit(BaseModel):
     memory: MemoryPublic = Field(description="The matching memory.")
     score: float = Field(
-        description="dense: cosine similarity of query and memory, in [-1, 1]; lexical: text rank in [0, 1)."
+        description="Calibrated relevance in [0, 1]: the estimated chance that this memory is evidence for the "
+        "query (fitted on labelled benchmarks, see bench/results/calibration.md). What `min_score` compares."
     )
-    matched_by: MatchKind = Field(
-        description="dense (embedding), or lexical for a memory not embedded yet (read-your-writes)."
-    )
+    scores: HitScores = Field(description="The signals behind the rank.")
+    matched_by: list[Source] = Field(description="The sources that found it (dense, lexical, entity, time).")
     context: list[MemoryPublic] = Field(
         default_factory=list,
         description="With context_window: the neighbouring turns of a dialogue hit in its session, in turn order "
         "(the hit itself not repeated).",
     )
+    evidence: list[MemoryPublic] = Field(
+        default_factory=list,
+        description="With expand=evidence: the memories this one was consolidated from (its `source_ids`).",
+    )
+
+
+class TimeWindow(BaseModel):
+    text: str = Field(description="The time expression found in the query.")
+    start: datetime | None = Field(description="Start (inclusive); null = open.")
+    end: datetime | None = Field(description="End (exclusive); null = open.")
 
 
 class SearchResponse(BaseModel):
     hits: list[SearchHit] = Field(description="Best first.")
+    no_confident_memory: bool = Field(
+        description="True when no hit reaches `min_score` (or, without one, the confidence bar of 0.5): the "
+        "memory holds nothing that confidently answers the query."
+    )
+    time_window: TimeWindow | None = Field(default=None, description="The time the query names, when parsed.")
+    mode: SearchMode = Field(description="The mode that ran.")

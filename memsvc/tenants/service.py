@@ -10,6 +10,7 @@ from memsvc.embeddings import service as embeddings
 from memsvc.embeddings.profiles import catalog, compression, parse_profile
 from memsvc.embeddings.service import ModelConfig, NotEnoughToFit
 from memsvc.models import Tenant
+from memsvc.search.schemas import SearchDefaults
 from memsvc.tenants import repository
 from memsvc.tenants.schemas import KeyCreated, StorageProfileInfo, StorageProfileList, TenantStorage
 
@@ -82,6 +83,21 @@ def change_storage_profile(
     change = embeddings.choose_profile(factory, tenant_id, chosen, config)
     state = storage_of(db, tenant_id, config)
     return state.model_copy(update={"outcome": change.outcome, "job_id": change.job_id})
+
+
+def search_defaults_of(db: Session, tenant_id: uuid.UUID) -> SearchDefaults:
+    tenant = repository.get_tenant(db, tenant_id)
+    if tenant is None:
+        raise NotFound(f"No tenant {tenant_id}.")
+    return SearchDefaults.model_validate(tenant.search_defaults or {})
+
+
+def set_search_defaults(db: Session, tenant_id: uuid.UUID, defaults: SearchDefaults) -> SearchDefaults:
+    tenant = repository.get_tenant(db, tenant_id)
+    if tenant is None:
+        raise NotFound(f"No tenant {tenant_id}.")
+    tenant.search_defaults = defaults.model_dump(mode="json", exclude_none=True) or None
+    return SearchDefaults.model_validate(tenant.search_defaults or {})
 
 
 def create_key(db: Session, tenant_id: uuid.UUID, name: str | None = None) -> KeyCreated:

@@ -72,7 +72,7 @@ def test_patched_text_is_embedded_again_in_the_background(client, tenant):
     hits = client.post(
         "/v1/search", json={"query": "which weekday is the team meeting", "user_id": "u1"}, headers=tenant.headers
     ).json()["hits"]
-    assert hits[0]["memory"]["id"] == memory_id and hits[0]["matched_by"] == "dense"
+    assert hits[0]["memory"]["id"] == memory_id and hits[0]["matched_by"][0] == "dense"
     assert hits[0]["memory"]["content"] == "The team meets on Thursdays at noon."
 
 
@@ -87,7 +87,7 @@ def test_broker_outage_accepts_writes_that_stay_readable_and_findable(broker_dow
         "/v1/search", json={"query": "Oslo flight gate", "user_id": "u1"}, headers=tenant.headers
     ).json()["hits"]
     assert [h["memory"]["id"] for h in hits] == [answer["results"][0]["id"]]
-    assert hits[0]["matched_by"] == "lexical" and hits[0]["memory"]["embedding_status"] == "pending"
+    assert hits[0]["matched_by"] == ["lexical"] and hits[0]["memory"]["embedding_status"] == "pending"
     assert 0 < hits[0]["score"] < 1
 
 
@@ -105,7 +105,7 @@ def test_work_left_pending_is_finished_by_the_next_in_process_worker(
     hits = client.post(
         "/v1/search", json={"query": "what dog breed did Grace get", "user_id": "u1"}, headers=tenant.headers
     ).json()["hits"]
-    assert hits[0]["memory"]["id"] == answer["results"][1]["id"] and hits[0]["matched_by"] == "dense"
+    assert hits[0]["memory"]["id"] == answer["results"][1]["id"] and hits[0]["matched_by"][0] == "dense"
 
 
 def test_running_a_job_twice_embeds_each_memory_once(client, tenant, embedder):

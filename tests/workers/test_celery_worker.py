@@ -24,7 +24,7 @@ def test_worker_process_embeds_what_the_api_accepted(celery_client, tenant, star
     hits = celery_client.post(
         "/v1/search", json={"query": "what is the name of the cat", "user_id": "u1"}, headers=tenant.headers
     ).json()["hits"]
-    assert hits[0]["memory"]["id"] == answer["results"][0]["id"] and hits[0]["matched_by"] == "dense"
+    assert hits[0]["memory"]["id"] == answer["results"][0]["id"] and hits[0]["matched_by"][0] == "dense"
 
 
 def test_writes_during_a_broker_outage_are_all_embedded_once_it_is_back(

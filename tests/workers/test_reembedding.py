@@ -79,7 +79,7 @@ def test_model_change_reembeds_in_the_background_while_search_keeps_answering(
             while (job := client.get(f"/v1/jobs/{job['id']}", headers=tenant.headers).json())["status"] != "done":
                 assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
                 [hit, *_] = search(client, tenant, "where is the spare key")
-                assert hit["memory"]["id"] == needle_id and hit["matched_by"] == "dense"
+                assert hit["memory"]["id"] == needle_id and hit["matched_by"][0] == "dense"
                 searched_mid_way += 0 < job["done"] < job["total"]
 
             assert searched_mid_way > 0, "no search ran while the re-embedding was part-way"
@@ -88,7 +88,7 @@ def test_model_change_reembeds_in_the_background_while_search_keeps_answering(
             assert hit["memory"]["id"] == needle_id and hit["memory"]["embedding_model"] == NEW_MODEL
             wait_for_job(client, tenant, during["job_id"], timeout=120)
             [hit, *_] = search(client, tenant, "bicycle lock code")
-            assert hit["memory"]["id"] == during["results"][0]["id"] and hit["matched_by"] == "dense"
+            assert hit["memory"]["id"] == during["results"][0]["id"] and hit["matched_by"][0] == "dense"
         finally:
             worker.stop()
     # Every memory has exactly one vector, in the new space; the old ones are gone.

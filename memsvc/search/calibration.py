@@ -1,0 +1,25 @@
+"""Calibrated relevance: the chance that a hit is evidence for its query, from its dense and lexical scores, so
+that `min_score` means the same thing for every query. A logistic model fitted on labelled benchmark hits by
+`bench/calibration.py` (figures in bench/results/calibration.md) for the bundled all-MiniLM-L6-v2."""
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Calibration:
+    intercept: float
+    dense: float  # per unit of cosine similarity
+    lexical: float  # per unit of full-text rank in [0, 1)
+    lexical_match: float  # for matching the query's words at all
+    no_vector: float  # for a memory not embedded yet (its dense score is unknown)
+
+    def relevance(self, dense: float | None, lexical: float | None) -> float:
+        logit = self.intercept + (self.no_vector if dense is None else self.dense * dense)
+        if lexical is not None:
+            logit += self.lexical_match + self.lexical * lexical
+        return 1.0 / (1.0 + math.exp(-logit))
+
+
+# Fitted by `python bench/calibration.py` (bench/results/calibration.md).
+MINILM = Calibration(intercept=-6.0, dense=10.0, lexical=2.0, lexical_match=0.5, no_vector=3.0)
