@@ -210,12 +210,6 @@ def test_invalid_search_options_are_422(client, body):
     assert_problem(response, 422)
 
 
-def test_rerank_without_a_configured_cross_encoder_is_409(client):
-    tenant = create_tenant(client)
-    response = client.post("/v1/search", json={"query": "x", "rerank": True}, headers=tenant.headers)
-    assert "cross-encoder" in assert_problem(response, 409)["detail"]
-
-
 def test_recency_weighting_prefers_the_newer_of_two_equal_memories(client):
     tenant = create_tenant(client)
     stored = add_memories(
