@@ -168,7 +168,9 @@ class SearchRequest(BaseModel):
 
 class HitScores(BaseModel):
     dense: float | None = Field(description="Cosine similarity of query and memory; null before it is embedded.")
-    lexical: float | None = Field(description="Full-text rank in [0, 1); null when the text does not match.")
+    lexical: float | None = Field(
+        description="Share of the query's word weight (IDF) the text matches, in [0, 1]; null when no word matches."
+    )
     fused: float = Field(description="Reciprocal rank fusion of the sources (times recency, when asked): the order.")
     rerank: float | None = Field(default=None, description="Cross-encoder score, when reranked.")
 

@@ -40,7 +40,7 @@ from memsvc.search.schemas import (
     Source,
     TimeWindow,
 )
-from memsvc.search.timeparse import parse_time_window
+from memsvc.search.timeparse import asks_about_present, parse_time_window
 
 RRF_K = 60  # the usual constant: ranks past a few dozen contribute about equally
 MIN_CANDIDATES = 50  # per source
@@ -48,6 +48,9 @@ MAX_CANDIDATES = 200
 # A filtered set this small is scored exactly (its stored vectors, in numpy) rather than through the HNSW index,
 # whose filtered scans can stop short on very selective filters.
 EXACT_SCAN_LIMIT = 2000
+# A query about the present ("where does she live now?") favours newer memories this much, so the latest of
+# several versions of a fact comes first.
+PRESENT_HALF_LIFE_DAYS = 180.0
 CONFIDENCE_BAR = 0.5  # without min_score: a hit at least this likely to be evidence makes the answer confident
 RERANK_MIN_CANDIDATES = 30
 MAX_QUERY_WORDS = 32
@@ -117,8 +120,10 @@ class DenseRanker:
         self.db, self.tenant_id, self.space, self.encoding = db, tenant_id, space, encoding
         self.query, self.oversample = query, oversample
 
-    def nearest(self, where: MemoryFilter, limit: int, *, filtered: bool) -> list[tuple[uuid.UUID, float]]:
-        """Up to `limit` (memory, similarity), best first."""
+    def nearest(self, where: MemoryFilter, limit: int, *, filtered: bool, top_k: int) -> list[tuple[uuid.UUID, float]]:
+        """Up to `limit` (memory, similarity), best first. Byte codes: the Hamming index gives `top_k × oversample`
+        candidates (at least `limit`) for exact rescoring: the oversampling measured to match float32 on the top
+        hits; the deeper ranks only feed the fusion."""
         if filtered:
             selected = repository.count_upto(self.db, where, EXACT_SCAN_LIMIT + 1)
             if selected == 0:
@@ -130,9 +135,8 @@ class DenseRanker:
         if self.encoding.column != "codes":
             rows = repository.nearest(self.db, where, self.space, self.encoding, self.query, limit)
             return [(memory_id, 1.0 - float(distance)) for memory_id, distance in rows]
-        rows = repository.nearest(
-            self.db, where, self.space, self.encoding, self.query, limit * (self.oversample if profile.rescored else 1)
-        )
+        candidates = max(limit, top_k * self.oversample) if profile.rescored else limit
+        rows = repository.nearest(self.db, where, self.space, self.encoding, self.query, candidates)
         return _best(self._similarities(rows), limit)
 
     def vectors(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[float, np.ndarray]]:
@@ -223,9 +227,13 @@ def search(
     if ranker is not None and hybrid and options.weights.entity > 0:
         terms = query_terms(request.query)
         if terms:
-            rankings["entity"] = ranker.nearest(replace(where, mentions_any=terms), pool, filtered=True)
+            rankings["entity"] = ranker.nearest(
+                replace(where, mentions_any=terms), pool, filtered=True, top_k=request.top_k
+            )
     if ranker is not None and window is not None and options.weights.time > 0:
-        rankings["time"] = ranker.nearest(_within(where, window.start, window.end), pool, filtered=True)
+        rankings["time"] = ranker.nearest(
+            _within(where, window.start, window.end), pool, filtered=True, top_k=request.top_k
+        )
 
     candidates = _fuse(rankings, options.weights)
     found = repository.memories_by_id(db, tenant_id, list(candidates))
@@ -234,8 +242,11 @@ def search(
         _complete(candidates, ranker, need_vectors=options.diversity > 0)
     if "entity" in rankings:
         _rerank_entities(candidates, found, query_terms(request.query), options.weights)
-    if options.recency_half_life_days is not None:
-        _weigh_recency(candidates, found, now, options.recency_half_life_days)
+    half_life = options.recency_half_life_days
+    if half_life is None and hybrid and options.parse_time and asks_about_present(request.query):
+        half_life = PRESENT_HALF_LIFE_DAYS
+    if half_life is not None:
+        _weigh_recency(candidates, found, now, half_life)
     ordered = sorted(candidates.values(), key=lambda c: (-c.fused, found[c.memory_id].seq))
     if reranker is not None:
         ordered = _reranked(ordered, found, request.query, reranker, request.top_k)
@@ -278,7 +289,7 @@ def _dense(
             return None, []  # nothing is stored there yet
         query = encoding.reduce(embedder_for(space).embed([request.query]))[0]
         ranker = DenseRanker(db, tenant_id, space, encoding, query, _oversample(chosen, encoding.profile, request))
-        hits = ranker.nearest(where, limit, filtered=filtered)
+        hits = ranker.nearest(where, limit, filtered=filtered, top_k=request.top_k)
         if len(hits) >= request.top_k:
             break
         # Fewer hits than asked: the tenant may have switched to a new model or storage (and dropped the old

@@ -303,3 +303,16 @@ def parse_time_window(query: str, now: datetime) -> TimeWindow | None:
                 text=m.group(0),
             )
     return None
+
+
+_PRESENT = re.compile(
+    r"\b(?:now|nowadays|currently|current|these days|at the moment|at present|presently|latest|most recent(?:ly)?|"
+    r"still|anymore|any more)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_about_present(query: str) -> bool:
+    """Whether the query asks what holds now ("where does Ana live now?", "her current job"): then the newest of
+    several versions of a fact is the answer."""
+    return _PRESENT.search(query) is not None

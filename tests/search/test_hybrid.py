@@ -242,3 +242,15 @@ def test_filtered_search_at_one_percent_selectivity_still_fills_top_k(client, mo
     answer = search(client, tenant, query="a remark about the weather", top_k=10, filters={"tag": RARE})
     assert len(answer["hits"]) == 10
     assert all(h["memory"]["metadata"]["tag"] == RARE for h in answer["hits"])
+
+
+def test_a_question_about_the_present_puts_the_newest_version_of_a_fact_first(client):
+    tenant = create_tenant(client)
+    stored = add_memories(
+        client,
+        tenant,
+        {"content": "In March 2024, Dana moved to Porto.", "occurred_at": "2024-03-10T09:00:00Z"},
+        {"content": "Dana lives in Oslo.", "occurred_at": "2020-06-01T09:00:00Z"},
+    )
+    answer = search(client, tenant, query="Which city does Dana live in now?", now=NOW)
+    assert ids(answer)[0] == stored[0]

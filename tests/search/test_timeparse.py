@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from memsvc.search.timeparse import TimeWindow, parse_time_window
+from memsvc.search.timeparse import TimeWindow, asks_about_present, parse_time_window
 
 # A Wednesday.
 NOW = datetime(2024, 5, 15, 14, 30, tzinfo=UTC)
@@ -240,3 +240,19 @@ def test_hours_are_elapsed_time_across_a_dst_change() -> None:
     # 03:30 EDT on the night clocks sprang forward from 02:00 EST: three real hours back is 23:30 EST the day before.
     now = datetime(2024, 3, 10, 3, 30, tzinfo=ZoneInfo("America/New_York"))
     assert window("past 3 hours", now) == (utc(2024, 3, 10, 4, 30), utc(2024, 3, 10, 7, 30))
+
+
+@pytest.mark.parametrize(
+    ("query", "present"),
+    [
+        ("Which city does Dana live in now?", True),
+        ("what is her current job", True),
+        ("Is Bob still at Acme?", True),
+        ("what does he do these days", True),
+        ("where did Dana live in 2020?", False),
+        ("Nowhere to be found", False),
+        ("who knows", False),
+    ],
+)
+def test_a_question_about_the_present_is_recognised(query: str, present: bool) -> None:
+    assert asks_about_present(query) is present
