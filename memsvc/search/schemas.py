@@ -129,7 +129,8 @@ class SearchRequest(BaseModel):
     parse_time: bool | None = Field(
         default=None,
         description='Read a time expression in the query ("last week", "in May 2023", "yesterday", relative '
-        "to `now`) and rank memories from that time higher. Default: the tenant's, else true.",
+        "to `now`) and rank memories from that time higher; a question about the present (now, currently, still) "
+        "favours newer memories. Default: the tenant's, else true.",
     )
     now: Annotated[datetime | None, AfterValidator(_as_utc)] = Field(
         default=None, description="The present for relative time expressions (default: the server's clock)."
