@@ -1,7 +1,7 @@
 """The evaluation's only way into memsvc: its public REST API, as any client would use it."""
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +19,7 @@ class EvalApiError(RuntimeError):
 class Hit:
     memory_id: str
     score: float
+    evidence: tuple[str, ...] = ()  # with `expand: ["evidence"]`: the memories the hit was consolidated from
 
 
 def memory_body(doc: Document) -> dict[str, Any]:
@@ -63,21 +64,29 @@ class EvalClient:
                     raise EvalApiError(f"embedding job {job_id} still {job['status']} after {timeout_s:.0f} s")
                 time.sleep(0.1)
 
-    def search(self, query: str, top_k: int, user_id: str | None) -> tuple[list[Hit], float]:
-        """The hits, best first, and the request's latency in ms as the client sees it."""
-        body: dict[str, Any] = {"query": query, "top_k": top_k}
+    def search(
+        self, query: str, top_k: int, user_id: str | None, fields: Mapping[str, Any] | None = None
+    ) -> tuple[list[Hit], float]:
+        """The hits, best first, and the request's latency in ms as the client sees it. `fields` are further
+        request fields (a search variant's `mode`, `weights`, `expand`, ..., the dataset's `now`)."""
+        body: dict[str, Any] = {**(fields or {}), "query": query, "top_k": top_k}
         if user_id is not None:
             body["user_id"] = user_id
         started = time.perf_counter()
         answer = self._call("POST", "/v1/search", json=body)
         latency_ms = (time.perf_counter() - started) * 1000
-        return [Hit(h["memory"]["id"], float(h["score"])) for h in answer["hits"]], latency_ms
+        return [_hit(h) for h in answer["hits"]], latency_ms
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = self._http.request(method, path, **kwargs)
         if response.status_code >= 400:
             raise EvalApiError(f"{method} {path}: {response.status_code} {response.text[:500]}")
         return dict(response.json())
+
+
+def _hit(raw: dict[str, Any]) -> Hit:
+    evidence = raw.get("evidence") or []
+    return Hit(raw["memory"]["id"], float(raw["score"]), tuple(str(memory["id"]) for memory in evidence))
 
 
 def create_tenant_key(url: str, admin_key: str, name: str) -> str:

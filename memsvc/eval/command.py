@@ -3,12 +3,12 @@
 import argparse
 import logging
 import os
-import sys
 import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from memsvc.eval import variants
 from memsvc.eval.dataset import Dataset
 
 FORMATS = ("embs", "mteb", "locomo", "synthetic")
@@ -43,6 +43,16 @@ def add_parser(commands: Any) -> None:
         help="a server configuration to run (repeatable), e.g. 384d  256d:EMBEDDING_DIM=256,EMBEDDING_MODEL_ID=m256; "
         "each starts its own embedded memsvc with those MEMSVC_* settings",
     )
+    parser.add_argument(
+        "--search",
+        action="append",
+        default=[],
+        metavar="NAME[:KEY=VALUE,...]",
+        help="a search variant (repeatable), run on the same ingested data after each rung, e.g. "
+        'dense:mode=dense,parse_time=false  hier:expand=["evidence"]  fused:weights.dense=1,weights.lexical=0.5; '
+        "values are JSON when they parse, else text; dotted keys build nested objects. One report run per "
+        "configuration and variant, named CONFIG/VARIANT (VARIANT alone with one configuration)",
+    )
     parser.add_argument("--scale", default=None, help="embs: the scale folder")
     parser.add_argument("--domain", default=None, help="embs: the domain folder")
     parser.add_argument(
@@ -73,12 +83,24 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
     return dataset
 
 
-def parse_configuration(spec: str) -> tuple[str, dict[str, str]]:
-    name, _, settings = spec.partition(":")
-    pairs = [item.split("=", 1) for item in settings.split(",") if item]
-    if not name or any(len(pair) != 2 for pair in pairs):
-        raise SystemExit(f"--compare {spec!r}: expected NAME or NAME:KEY=VALUE,KEY=VALUE")
-    return name, {key.strip().upper(): value.strip() for key, value in pairs}
+def server_configurations(specs: list[str], default_name: str) -> list[variants.ServerConfiguration]:
+    """The `--compare` configurations in the order given; one of `default_name` with default settings if none."""
+    try:
+        parsed = [variants.parse_configuration(spec) for spec in specs]
+        variants.check_unique([configuration.name for configuration in parsed], "--compare")
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    return parsed or [variants.ServerConfiguration(default_name)]
+
+
+def search_variants(specs: list[str]) -> list[variants.SearchVariant]:
+    """The `--search` variants in the order given; the default variant (no extra fields) when none is."""
+    try:
+        parsed = [variants.parse_search_variant(spec) for spec in specs]
+        variants.check_unique([variant.name for variant in parsed], "--search")
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    return parsed or [variants.DEFAULT_VARIANT]
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -86,11 +108,12 @@ def run_command(args: argparse.Namespace) -> int:
     from memsvc.eval.client import create_tenant_key, eval_client
     from memsvc.eval.judge import LlmEndpoint, LlmJudge
     from memsvc.eval.report import write_reports
-    from memsvc.eval.server import EmbeddedServer
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would bury the progress bars
     if args.url and args.compare:
         raise SystemExit("--compare starts its own memsvc per configuration; it cannot be combined with --url")
+    searches = search_variants(args.search)
+    configurations = server_configurations(args.compare, args.config)
     dataset = load_dataset(args)
     llm = None
     if args.llm_url:
@@ -101,19 +124,16 @@ def run_command(args: argparse.Namespace) -> int:
     runs: list[dict[str, Any]] = []
     if args.url:
         key = args.api_key or create_tenant_key(args.url, _required(args.admin_key), f"eval-{uuid.uuid4().hex[:8]}")
+        external = variants.ServerConfiguration(args.config)
         with eval_client(args.url, key) as client:
-            rungs = runner.run(dataset, client, options)
-        runs.append(
-            {"config": {"name": args.config, "scope": args.scope, "settings": f"external {args.url}"}, "rungs": rungs}
-        )
+            by_variant = runner.run_variants(dataset, client, options, searches)
+        for variant in searches:
+            name = variants.run_name(args.config, variant.name, configurations=1, variants_given=bool(args.search))
+            rungs = by_variant[variant.name]
+            runs.append(runner.describe_run(name, external, variant, options, rungs, f"external {args.url}"))
     else:
-        for name, settings in [parse_configuration(spec) for spec in args.compare] or [(args.config, {})]:
-            print(f"configuration {name}: starting memsvc with {settings or 'defaults'}", file=sys.stderr, flush=True)
-            with EmbeddedServer(settings) as server:
-                key = create_tenant_key(server.url, server.admin_key, f"eval-{name}")
-                with eval_client(server.url, key) as client:
-                    rungs = runner.run(dataset, client, options)
-            runs.append({"config": {"name": name, "scope": args.scope, "settings": settings}, "rungs": rungs})
+        plan = [(configuration, searches) for configuration in configurations]
+        runs = runner.run_on_embedded_servers(dataset, plan, options, variants_given=bool(args.search))
     if llm is not None:
         llm.close()
     for path in write_reports(args.out, runner.describe(dataset), runs):

@@ -44,12 +44,14 @@ class Query:
 @dataclass
 class Dataset:
     """Documents in ingest order and the queries over them. A ladder rung is a corpus size: the first `n`
-    documents (every gold and hard-negative document must be inside the smallest rung)."""
+    documents (every gold and hard-negative document must be inside the smallest rung). `now` is the data's
+    present, the reference time for relative expressions in its queries ("last May"); searches send it."""
 
     name: str
     documents: list[Document]
     queries: list[Query]
     ladder: list[int] = field(default_factory=list)
+    now: datetime | None = None
 
     def rungs(self) -> list[int]:
         sizes = sorted({min(n, len(self.documents)) for n in self.ladder}) or [len(self.documents)]

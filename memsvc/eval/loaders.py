@@ -279,7 +279,8 @@ def load_locomo(path: Path) -> Dataset:
     has one, is kept in `metadata["blip_caption"]`. Each QA with evidence becomes a Query `"{sample_id}:q{i}"`
     (i = its position in the sample's qa list) with gold = the evidence turns that exist in the conversation;
     QAs left without gold are skipped. type = `"category_{category}"`, answer = `answer` or, for adversarial
-    QAs, `adversarial_answer`.
+    QAs, `adversarial_answer`. The dataset's `now` is the latest session time of all samples (None when no
+    session time parses): questions such as "What did Mel do last May?" are asked from there.
     """
     samples = _read_json(path)
     if not isinstance(samples, list):
@@ -299,7 +300,10 @@ def load_locomo(path: Path) -> Dataset:
         turns = _locomo_turns(sample.get("conversation"), sample_id, where)
         documents.extend(turns)
         queries.extend(_locomo_queries(sample.get("qa", []), sample_id, {d.id for d in turns}, where))
-    return Dataset(name=path.stem, documents=documents, queries=queries)
+    session_times = [doc.occurred_at for doc in documents if doc.occurred_at is not None]
+    return Dataset(
+        name=path.stem, documents=documents, queries=queries, now=max(session_times) if session_times else None
+    )
 
 
 def _locomo_turns(conversation: object, sample_id: str, where: str) -> list[Document]:

@@ -2,17 +2,21 @@
 and score evidence access (which documents come back) apart from answer quality."""
 
 import statistics
+import sys
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from tqdm import tqdm
 
 from memsvc.eval import answers, metrics
-from memsvc.eval.client import EvalClient
+from memsvc.eval.client import EvalClient, Hit, create_tenant_key, eval_client
 from memsvc.eval.dataset import Dataset, Query
 from memsvc.eval.judge import LlmJudge
+from memsvc.eval.server import EmbeddedServer
+from memsvc.eval.variants import DEFAULT_VARIANT, SearchVariant, ServerConfiguration, check_unique, run_name
 
 Scope = Literal["user", "global"]
 
@@ -25,22 +29,98 @@ class RunOptions:
     batch_size: int = 200
     progress: bool = True
     llm: LlmJudge | None = None  # answerer and judge; None = offline answer quality only
+    # Untimed searches before each variant's timed pass at each rung, so that the first variant on a server does
+    # not pay the warm-up (model, caches, plans) that the ones after it are spared.
+    warmup_queries: int = 10
 
 
-def run(dataset: Dataset, client: EvalClient, options: RunOptions) -> list[dict[str, Any]]:
+def run(
+    dataset: Dataset, client: EvalClient, options: RunOptions, variant: SearchVariant = DEFAULT_VARIANT
+) -> list[dict[str, Any]]:
     """Every rung of the ladder, smallest first: corpus size, evidence access per query type and overall,
-    client-side search latency, and offline answer quality."""
+    client-side search latency, and offline answer quality, searching with `variant`'s fields."""
+    return run_variants(dataset, client, options, [variant])[variant.name]
+
+
+def run_variants(
+    dataset: Dataset, client: EvalClient, options: RunOptions, variants: Sequence[SearchVariant]
+) -> dict[str, list[dict[str, Any]]]:
+    """Ingest each rung once, then run every query with every search variant on it: per variant name (in the
+    order given), its rungs as `run` describes them. Raises ValueError when two variants share a name."""
+    check_unique([variant.name for variant in variants], "search variants")
     evidence_ids: dict[str, list[str]] = {}  # memory id -> documents stored as it (exact duplicates share one)
     texts = {doc.id: doc.text for doc in dataset.documents}
     ingested = 0
-    rungs: list[dict[str, Any]] = []
+    rungs: dict[str, list[dict[str, Any]]] = {variant.name: [] for variant in variants}
     for size in dataset.rungs():
         started = time.perf_counter()
         _ingest(dataset, ingested, size, client, options, evidence_ids)
-        ingest_s = time.perf_counter() - started
+        ingest_s = round(time.perf_counter() - started, 1)
         ingested = size
-        rungs.append(_evaluate(dataset, size, client, options, evidence_ids, texts) | {"ingest_s": round(ingest_s, 1)})
+        for variant in variants:
+            fields = request_fields(dataset, variant)
+            evaluated = _evaluate(dataset, size, client, options, fields, evidence_ids, texts, variant.name)
+            rungs[variant.name].append(evaluated | {"ingest_s": ingest_s})
     return rungs
+
+
+def request_fields(dataset: Dataset, variant: SearchVariant) -> dict[str, Any]:
+    """What every search of `variant` sends besides the query, its size and scope: the dataset's `now` (the
+    reference time for relative expressions), then the variant's fields over it. A variant's `now` of None
+    drops the reference time."""
+    fields: dict[str, Any] = {"now": dataset.now.isoformat()} if dataset.now is not None else {}
+    fields.update(variant.fields)
+    if "now" in fields and fields["now"] is None:
+        del fields["now"]
+    return fields
+
+
+def run_on_embedded_servers(
+    dataset: Dataset,
+    plan: Sequence[tuple[ServerConfiguration, Sequence[SearchVariant]]],
+    options: RunOptions,
+    *,
+    variants_given: bool = True,
+) -> list[dict[str, Any]]:
+    """For each server configuration in `plan`, a throw-away memsvc with its settings and a fresh tenant, the
+    dataset ingested once and searched with each of that configuration's variants. Returns one report run per
+    (configuration, variant), in plan order: {"config": {name, server, search, search_fields, scope, settings},
+    "rungs": [...]}; `variants_given` False names runs by configuration alone (see `variants.run_name`)."""
+    check_unique([configuration.name for configuration, _ in plan], "server configurations")
+    runs: list[dict[str, Any]] = []
+    for configuration, variants in plan:
+        described = configuration.settings or "defaults"
+        print(f"configuration {configuration.name}: starting memsvc with {described}", file=sys.stderr, flush=True)
+        with EmbeddedServer(configuration.settings) as server:
+            key = create_tenant_key(server.url, server.admin_key, f"eval-{configuration.name}")
+            with eval_client(server.url, key) as client:
+                by_variant = run_variants(dataset, client, options, variants)
+        for variant in variants:
+            name = run_name(configuration.name, variant.name, configurations=len(plan), variants_given=variants_given)
+            runs.append(describe_run(name, configuration, variant, options, by_variant[variant.name]))
+    return runs
+
+
+def describe_run(
+    name: str,
+    configuration: ServerConfiguration,
+    variant: SearchVariant,
+    options: RunOptions,
+    rungs: list[dict[str, Any]],
+    settings: Mapping[str, str] | str | None = None,
+) -> dict[str, Any]:
+    """One report run. `settings` replaces the configuration's in the report (e.g. "external http://...")."""
+    return {
+        "config": {
+            "name": name,
+            "server": configuration.name,
+            "search": variant.name,
+            "search_fields": variant.fields,
+            "scope": options.scope,
+            "settings": dict(configuration.settings) if settings is None else settings,
+        },
+        "rungs": rungs,
+    }
 
 
 def _ingest(
@@ -69,16 +149,21 @@ def _evaluate(
     size: int,
     client: EvalClient,
     options: RunOptions,
+    fields: dict[str, Any],
     evidence_ids: dict[str, list[str]],
     texts: dict[str, str],
+    label: str,
 ) -> dict[str, Any]:
     scored: list[tuple[Query, metrics.QueryScores]] = []
     latencies: list[float] = []
     f1: list[float] = []
     em: list[float] = []
     judged: list[int] = []
-    for query in tqdm(dataset.queries, desc=f"queries at {size}", unit="q", disable=not options.progress):
-        ranking, latency_ms = _ranking(query, client, options, evidence_ids)
+    for query in dataset.queries[: options.warmup_queries]:
+        _ranking(query, client, options, fields, evidence_ids)
+    progress = tqdm(dataset.queries, desc=f"{label} queries at {size}", unit="q", disable=not options.progress)
+    for query in progress:
+        ranking, latency_ms = _ranking(query, client, options, fields, evidence_ids)
         latencies.append(latency_ms)
         scored.append((query, metrics.score_query(query, ranking, k=options.top_k)))
         if query.answer:
@@ -111,24 +196,40 @@ def _evaluate(
 
 
 def _ranking(
-    query: Query, client: EvalClient, options: RunOptions, evidence_ids: dict[str, list[str]]
+    query: Query,
+    client: EvalClient,
+    options: RunOptions,
+    fields: dict[str, Any],
+    evidence_ids: dict[str, list[str]],
 ) -> tuple[list[tuple[str, float]], float]:
     """The query's ranking in document ids, best first, restricted to its scene when it has one."""
     top_k = options.candidates_top_k if query.candidates is not None else options.top_k
     user_id = query.user_id if options.scope == "user" else None
-    hits, latency_ms = client.search(query.text, top_k, user_id)
-    # Identical documents are stored as one memory, so each of their ids is returned at its position: the one
-    # this query asks for goes first.
-    gold = set(query.gold)
-    ranking = [
-        (doc_id, hit.score)
-        for hit in hits
-        for doc_id in sorted(evidence_ids.get(hit.memory_id, []), key=lambda d: d not in gold)
-    ]
+    hits, latency_ms = client.search(query.text, top_k, user_id, fields)
+    ranking = document_ranking(hits, evidence_ids, set(query.gold))
     if query.candidates is not None:
         scene = set(query.candidates)
         ranking = [(doc_id, score) for doc_id, score in ranking if doc_id in scene]
     return ranking, latency_ms
+
+
+def document_ranking(
+    hits: Sequence[Hit], evidence_ids: Mapping[str, Sequence[str]], gold: set[str]
+) -> list[tuple[str, float]]:
+    """Hits (memories) as a ranking of document ids, best first, each id once at its first position, scored
+    with the hit that brought it.
+
+    A hit counts the documents stored as its memory. Identical documents are stored as one memory, so each of
+    their ids is returned at its position, the ones in `gold` first. A hit expanded to its evidence (a summary
+    with `expand: ["evidence"]`) then counts its evidence memories' documents at the same position, right after
+    its own: evidence scored through its summary counts for document-id localization. Memories that are not
+    documents (a summary itself) add nothing."""
+    ranking: dict[str, float] = {}
+    for hit in hits:
+        for memory_id in (hit.memory_id, *hit.evidence):
+            for doc_id in sorted(evidence_ids.get(memory_id, ()), key=lambda d: d not in gold):
+                ranking.setdefault(doc_id, hit.score)
+    return list(ranking.items())
 
 
 def describe(dataset: Dataset) -> dict[str, Any]:
@@ -137,5 +238,7 @@ def describe(dataset: Dataset) -> dict[str, Any]:
         "documents": len(dataset.documents),
         "queries": len(dataset.queries),
         "query_types": dict(sorted(Counter(q.type for q in dataset.queries).items())),
+        "with_hard_negatives": sum(1 for q in dataset.queries if q.hard_negatives),
         "ladder": dataset.rungs(),
+        "now": dataset.now.isoformat() if dataset.now is not None else None,
     }

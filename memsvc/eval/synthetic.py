@@ -384,7 +384,13 @@ def generate(
     ids_from = (_doc_id(n, sizes[-1]) for n in count(len(core)))
     documents: list[Document] = list(core)
     documents.extend(islice(_crowd(rng, ids_from, reserved), sizes[-1] - len(core)))
-    dataset = Dataset(name=f"synthetic-seed{seed}-people{people}", documents=documents, queries=queries, ladder=sizes)
+    dataset = Dataset(
+        name=f"synthetic-seed{seed}-people{people}",
+        documents=documents,
+        queries=queries,
+        ladder=sizes,
+        now=_at(TODAY, minutes=0),  # midnight UTC: "now" questions ask what holds on TODAY
+    )
     verify(dataset)
     return dataset
 

@@ -37,3 +37,30 @@ def test_eval_command_runs_the_synthetic_ladder_against_two_configurations(tmp_p
     markdown = (out / "report.md").read_text()
     assert "| corpus | R@1 | SR@10 | FR@10 |" in markdown and "minilm-128 SR@10" in markdown
     assert (out / "access_vs_scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_command_runs_search_variants_on_the_same_ingested_data(tmp_path: Path):
+    out = tmp_path / "report"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "memsvc", "eval", "--format", "synthetic",
+            "--data", "seed=3,people=3,ladder=300", "--out", str(out), "--no-progress",
+            "--search", "dense:mode=dense,parse_time=false",
+            "--search", 'fused:weights.dense=1,weights.lexical=0.5,expand=["evidence"]',
+        ],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["dataset"]["now"] == "2025-01-01T00:00:00+00:00"
+    assert [run["config"]["name"] for run in report["runs"]] == ["dense", "fused"]
+    assert report["runs"][1]["config"]["search_fields"] == {
+        "weights": {"dense": 1, "lexical": 0.5},
+        "expand": ["evidence"],
+    }
+    dense, fused = (run["rungs"][0] for run in report["runs"])
+    assert dense["ingest_s"] == fused["ingest_s"]  # ingested once, searched twice
+    for rung in (dense, fused):
+        assert 0 < rung["evidence_access"]["overall"]["SR@10"] <= 1
+    assert "## fused" in (out / "report.md").read_text()

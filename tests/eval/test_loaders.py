@@ -342,6 +342,17 @@ def test_locomo_documents_and_queries(tmp_path: Path) -> None:
             user_id="conv-2",
         ),
     ]
+    # The data's present: the latest session time of all samples (conv-2's 1 January 2024).
+    assert dataset.now == datetime(2024, 1, 1, 10, 5, tzinfo=UTC)
+
+
+def test_locomo_without_session_times_has_no_now(tmp_path: Path) -> None:
+    samples = locomo_samples()[:1]
+    del samples[0]["conversation"]["session_1_date_time"]
+    path = tmp_path / "locomo.json"
+    path.write_text(json.dumps(samples), encoding="utf-8")
+
+    assert load_locomo(path).now is None
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,17 @@
 """An evaluation run end to end through the real API (app, Postgres, worker, model): ingest rung by rung,
-query, score; scoping by user, exact duplicates, scenes."""
+query, score; scoping by user, exact duplicates, scenes, search variants on the same data, the dataset's `now`;
+and how hits (with their evidence) become a ranking of document ids."""
+
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
 
-from memsvc.eval.client import EvalClient
+from memsvc.eval.client import EvalClient, Hit
 from memsvc.eval.dataset import Dataset, Document, Query
-from memsvc.eval.runner import RunOptions, run
+from memsvc.eval.metrics import score_query
+from memsvc.eval.runner import RunOptions, document_ranking, request_fields, run, run_variants
+from memsvc.eval.variants import DEFAULT_VARIANT, SearchVariant
 from tests.conftest import TenantHandle
 
 CORE = [
@@ -68,3 +73,83 @@ def test_a_scene_restricts_the_ranking_to_its_candidates(eval_client):
 
     # The gold is outside the scene, so it cannot be returned: the ranking holds only a2 and a3.
     assert rung["evidence_access"]["overall"]["SR@10"] == 0.0 and rung["evidence_access"]["overall"]["MRR"] == 0.0
+
+
+def test_variants_search_the_same_ingested_data_with_their_own_fields(eval_client):
+    semantic = SearchVariant("semantic", {"types": ["semantic"]})
+    procedural = SearchVariant("procedural", {"types": ["procedural"]})
+
+    by_variant = run_variants(DATASET, eval_client, RunOptions(progress=False), [semantic, procedural])
+
+    assert list(by_variant) == ["semantic", "procedural"]
+    for rung_semantic, rung_procedural in zip(by_variant["semantic"], by_variant["procedural"], strict=True):
+        assert rung_semantic["corpus_size"] == rung_procedural["corpus_size"]
+        assert rung_semantic["ingest_s"] == rung_procedural["ingest_s"]  # one ingest per rung, shared
+        assert rung_semantic["evidence_access"]["overall"]["SR@10"] == 1.0
+        # Every document is semantic, so the procedural-only search finds nothing: the fields reached the server.
+        assert rung_procedural["evidence_access"]["overall"]["SR@10"] == 0.0
+
+
+def test_two_variants_of_one_name_are_refused(eval_client):
+    with pytest.raises(ValueError, match="'a' is used twice"):
+        run_variants(DATASET, eval_client, RunOptions(progress=False), [SearchVariant("a"), SearchVariant("a")])
+
+
+def test_searches_send_the_datasets_now_unless_the_variant_overrides_it():
+    may = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
+    dated = Dataset("toy", CORE, QUERIES, now=may)
+
+    assert request_fields(DATASET, DEFAULT_VARIANT) == {}
+    assert request_fields(dated, DEFAULT_VARIANT) == {"now": "2023-05-08T13:56:00+00:00"}
+    assert request_fields(dated, SearchVariant("v", {"mode": "dense"})) == {
+        "now": "2023-05-08T13:56:00+00:00",
+        "mode": "dense",
+    }
+    assert request_fields(dated, SearchVariant("v", {"now": "2024-01-01T00:00:00Z"})) == {"now": "2024-01-01T00:00:00Z"}
+    assert request_fields(dated, SearchVariant("v", {"now": None, "parse_time": False})) == {"parse_time": False}
+
+
+def test_a_dated_dataset_is_searched_from_its_now(eval_client):
+    dated = Dataset("toy", CORE, QUERIES, ladder=[len(CORE)], now=datetime(2023, 5, 8, tzinfo=UTC))
+
+    [rung] = run(dated, eval_client, RunOptions(progress=False))
+
+    assert rung["evidence_access"]["overall"]["SR@10"] == 1.0
+
+
+# --- hits to document ids ----------------------------------------------------------------------------------------
+
+STORED = {"m-a1": ["a1", "a4"], "m-a2": ["a2"], "m-a3": ["a3"], "m-b1": ["b1"]}  # a4 is a1's exact duplicate
+
+
+def test_a_hit_counts_the_documents_stored_as_its_memory_gold_first():
+    ranking = document_ranking([Hit("m-a1", 0.9), Hit("m-b1", 0.5)], STORED, gold={"a4"})
+
+    assert ranking == [("a4", 0.9), ("a1", 0.9), ("b1", 0.5)]
+
+
+def test_evidence_of_a_summary_counts_at_the_summarys_position():
+    summary = Hit("m-summary", 0.8, evidence=("m-a2", "m-a3"))  # a summary is no document itself
+
+    ranking = document_ranking([Hit("m-b1", 0.9), summary, Hit("m-a1", 0.4)], STORED, gold={"a3"})
+
+    assert [doc_id for doc_id, _ in ranking] == ["b1", "a2", "a3", "a1", "a4"]
+    assert dict(ranking)["a3"] == 0.8  # scored through its summary
+    scores = score_query(Query("q", "?", gold=("a2", "a3")), ranking, k=3)
+    assert scores.fr_at_k == 1.0 and scores.sr_at_k == 1.0
+
+
+def test_evidence_follows_the_hits_own_documents_and_each_id_keeps_its_first_position():
+    hits = [
+        Hit("m-a2", 0.9, evidence=("m-a3", "m-a2", "m-unknown")),  # cites itself and a memory that is no document
+        Hit("m-a3", 0.7),  # already counted through the first hit's evidence
+        Hit("m-b1", 0.6, evidence=("m-a1",)),
+    ]
+
+    ranking = document_ranking(hits, STORED, gold=set())
+
+    assert ranking == [("a2", 0.9), ("a3", 0.9), ("b1", 0.6), ("a1", 0.6), ("a4", 0.6)]
+
+
+def test_hits_without_evidence_rank_as_before():
+    assert document_ranking([Hit("m-a3", 0.9, evidence=()), Hit("m-x", 0.5)], STORED, gold=set()) == [("a3", 0.9)]

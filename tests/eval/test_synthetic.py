@@ -5,6 +5,7 @@ import random
 import re
 from collections import Counter
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
@@ -47,6 +48,10 @@ def test_same_seed_gives_the_same_dataset(dataset: Dataset) -> None:
     assert again.documents == dataset.documents
     assert again.queries == dataset.queries
     assert again.ladder == dataset.ladder
+
+
+def test_now_is_the_generated_worlds_today_at_midnight_utc(dataset: Dataset) -> None:
+    assert dataset.now == datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def test_another_seed_gives_another_dataset(dataset: Dataset) -> None:

