@@ -100,28 +100,26 @@ def memories_by_id(db: Session, tenant_id: uuid.UUID, ids: list[uuid.UUID]) -> d
     return {memory.id: memory for memory in rows}
 
 
-def word_frequencies(db: Session, where: MemoryFilter, words: list[str], cap: int) -> tuple[int, list[int | None]]:
-    """How many memories `where` selects and how many of those contain each word (after stemming), each count
-    stopping at `cap`; None for a word the text search drops (a stopword)."""
-
-    def capped(condition: Any = None) -> Any:
-        selected = where.apply(select(Memory.id))
-        if condition is not None:
-            selected = selected.where(condition)
-        return select(func.count()).select_from(selected.limit(cap).subquery()).scalar_subquery()
-
-    columns = [capped()]
-    for word in words:
-        tsquery = func.websearch_to_tsquery("english", word)
-        columns.append(func.numnode(tsquery))
-        columns.append(capped(Memory.search_tsv.bool_op("@@")(tsquery)))
-    row = db.execute(select(*columns)).one()
-    frequencies = [row[2 + 2 * i] if row[1 + 2 * i] else None for i in range(len(words))]
-    return int(row[0]), frequencies
+def word_frequencies(db: Session, where: MemoryFilter, words: list[str], sample: int) -> tuple[int, list[int | None]]:
+    """Document frequencies in a sample: how many of (up to) `sample` memories `where` selects were read, and how
+    many of those contain each word (after stemming); None for a word the text search drops (a stopword)."""
+    sampled = where.apply(select(Memory.search_tsv.label("tsv"))).limit(sample).subquery()
+    queries = [func.websearch_to_tsquery("english", word) for word in words]
+    counts = [func.count().filter(sampled.c.tsv.bool_op("@@")(query)) for query in queries]
+    lexemes = [func.numnode(query) for query in queries]  # 0: nothing left after stopwords
+    row = db.execute(select(func.count(), *counts, *lexemes).select_from(sampled)).one()
+    n = len(words)
+    return int(row[0]), [int(row[1 + i]) if row[1 + n + i] else None for i in range(n)]
 
 
 def text_matches(
-    db: Session, where: MemoryFilter, weighted_words: list[tuple[str, float]], limit: int, *, pending_only: bool = False
+    db: Session,
+    where: MemoryFilter,
+    weighted_words: list[tuple[str, float]],
+    limit: int,
+    *,
+    pending_only: bool = False,
+    among: list[uuid.UUID] | None = None,
 ) -> list[tuple[uuid.UUID, float]]:
     """Memories whose indexed text (content, speaker, title, trigger, steps) contains any of the words (stemmed),
     best first by the summed weights (IDF) of the words they contain, then by cover density; with the share of
@@ -137,5 +135,7 @@ def text_matches(
     query = where.apply(select(Memory.id, matched.label("matched"))).where(Memory.search_tsv.bool_op("@@")(any_word))
     if pending_only:
         query = query.where(Memory.embedding_status == "pending")
+    if among is not None:
+        query = query.where(Memory.id.in_(among))
     rows: Any = db.execute(query.order_by(matched.desc(), density.desc(), Memory.seq).limit(limit))
     return [(memory_id, min(1.0, float(m) / total)) for memory_id, m in rows]

@@ -54,7 +54,7 @@ PRESENT_HALF_LIFE_DAYS = 180.0
 CONFIDENCE_BAR = 0.5  # without min_score: a hit at least this likely to be evidence makes the answer confident
 RERANK_MIN_CANDIDATES = 30
 MAX_QUERY_WORDS = 32
-DF_CAP = 1000  # document frequencies are counted this far: beyond it a word is common in any store
+IDF_SAMPLE = 1000  # memories read to estimate how common each query word is
 MIN_IDF = 0.2  # a word in more than ~4 of 5 memories searched does not rank them
 _WORD = re.compile(r"\w+")
 
@@ -253,6 +253,11 @@ def search(
     if options.diversity > 0:
         ordered = _diversified(ordered, options.diversity, request.top_k)
     top = ordered[: request.top_k]
+    if options.mode == "dense" and words:
+        # Not a ranking here, but the calibrated score reads how well the words match, whatever the mode.
+        shares = dict(repository.text_matches(db, where, words, len(top), among=[c.memory_id for c in top]))
+        for candidate in top:
+            candidate.lexical = shares.get(candidate.memory_id)
     relevance = {c.memory_id: MINILM.relevance(c.dense, c.lexical) for c in top}
     bar = options.min_score if options.min_score is not None else CONFIDENCE_BAR
     confident = any(score >= bar for score in relevance.values())
@@ -299,17 +304,21 @@ def _dense(
     return ranker, hits
 
 
+def _query_words(query: str) -> list[str]:
+    return list(dict.fromkeys(w.lower() for w in _WORD.findall(query) if w.lower() != "or"))[:MAX_QUERY_WORDS]
+
+
 def _weighted_words(db: Session, where: MemoryFilter, query: str) -> list[tuple[str, float]]:
-    """The query's words with their inverse document frequency among the memories searched (BM25's), counted up
-    to DF_CAP: a word most of them contain weighs about nothing and is dropped, like a stopword."""
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query) if w.lower() != "or"))[:MAX_QUERY_WORDS]
+    """The query's words with their inverse document frequency (BM25's) in a sample of the memories searched: a
+    word most of them contain weighs about nothing and is dropped, like a stopword."""
+    words = _query_words(query)
     if not words:
         return []
-    selected, frequencies = repository.word_frequencies(db, where, words, DF_CAP)
+    sampled, frequencies = repository.word_frequencies(db, where, words, IDF_SAMPLE)
     weighted = [
-        (word, math.log(1 + (selected - df + 0.5) / (df + 0.5)))
+        (word, math.log(1 + (sampled - df + 0.5) / (df + 0.5)))
         for word, df in zip(words, frequencies, strict=True)
-        if df is not None and df > 0
+        if df is not None
     ]
     return [(word, idf) for word, idf in weighted if idf >= MIN_IDF]
 

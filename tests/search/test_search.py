@@ -75,19 +75,21 @@ def test_procedural_memory_is_found_by_describing_the_task(client, tenant):
     assert hits[0]["memory"]["steps"][0] == "run the test suite"
 
 
-def test_scores_are_cosine_similarities_in_descending_order(client, tenant):
+def test_dense_scores_are_cosine_similarities_in_descending_order(client, tenant):
     add_memories(client, tenant, *({"content": c} for c in DISTRACTORS))
 
-    hits = search(client, tenant, query="The cat needs her vaccination booster in March.", user_id="u1", top_k=10)
+    query = "The cat needs her vaccination booster in March."
+    hits = search(client, tenant, query=query, user_id="u1", top_k=10, mode="dense")
 
-    scores = [h["score"] for h in hits]
-    assert len(scores) == len(DISTRACTORS)
-    assert scores == sorted(scores, reverse=True)
-    assert all(-1.0 <= s <= 1.0 for s in scores)
-    # The exact stored text scores (almost) 1, far above the unrelated ones.
-    assert hits[0]["memory"]["content"] == "The cat needs her vaccination booster in March."
-    assert scores[0] > 0.99
-    assert scores[1] < 0.8
+    cosines = [h["scores"]["dense"] for h in hits]
+    assert len(cosines) == len(DISTRACTORS)
+    assert cosines == sorted(cosines, reverse=True)
+    assert all(-1.0 <= s <= 1.0 for s in cosines)
+    assert all(0.0 <= h["score"] <= 1.0 for h in hits)
+    # The exact stored text scores (almost) 1, far above the unrelated ones; so does its calibrated relevance.
+    assert hits[0]["memory"]["content"] == query
+    assert cosines[0] > 0.99 and cosines[1] < 0.8
+    assert hits[0]["score"] > 0.9 > hits[1]["score"]
 
 
 def test_top_k_limits_the_number_of_hits(client, tenant):
