@@ -29,7 +29,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -415,22 +415,29 @@ def as_memories(dataset: Dataset) -> Memories:
 
 
 def import_bodies(corpus: Corpus, memories: Memories, model_id: str) -> Iterator[tuple[bytes, int]]:
-    """NDJSON bodies of export records with their vectors (under MAX_IMPORT_BYTES each) and their record counts.
-    Vectors are written with 9 significant digits, which reproduce every float32 exactly."""
+    """NDJSON bodies of export records with their vectors (under MAX_IMPORT_BYTES each) and their record counts."""
     now = datetime.now(UTC).isoformat()
-    row_format = ",".join(["%.9g"] * corpus.docs.shape[1])
     turns: Counter[str] = Counter()
-    lines: list[bytes] = []
-    size = 0
+    records = []
     for memory_id, i in zip(memories.ids, memories.first_doc, strict=True):
         doc = corpus.dataset.documents[i]
         turn_index = None
         if doc.type == "dialogue" and doc.session_id is not None:
             turn_index = turns[doc.session_id]
             turns[doc.session_id] += 1
-        record = json.dumps(export_record(doc, memory_id, turn_index, now, model_id), ensure_ascii=False)
-        vector = row_format % tuple(corpus.docs[i].tolist())
-        line = f'{record[:-1]},"embedding":[{vector}]}}\n'.encode()
+        records.append((export_record(doc, memory_id, turn_index, now, model_id), corpus.docs[i]))
+    return import_batches(records)
+
+
+def import_batches(records: Iterable[tuple[dict[str, Any], np.ndarray]]) -> Iterator[tuple[bytes, int]]:
+    """Export records with their vectors as NDJSON bodies under MAX_IMPORT_BYTES each, with their record counts.
+    Vectors are written with 9 significant digits, which reproduce every float32 exactly."""
+    lines: list[bytes] = []
+    size = 0
+    for record, vector in records:
+        head = json.dumps(record, ensure_ascii=False)
+        values = ",".join(f"{value:.9g}" for value in vector.tolist())
+        line = f'{head[:-1]},"embedding":[{values}]}}\n'.encode()
         if lines and size + len(line) > MAX_IMPORT_BYTES:
             yield b"".join(lines), len(lines)
             lines, size = [], 0

@@ -38,12 +38,13 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from quantization import export_record, import_batches  # noqa: E402  (bench/, this script's folder)
+
 from memsvc.eval.client import EvalClient, create_tenant_key  # noqa: E402
 from memsvc.eval.dataset import Dataset, Document, Query  # noqa: E402
 from memsvc.eval.server import EmbeddedServer  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
-MAX_IMPORT_BYTES = 8 * 1024 * 1024  # per POST /v1/import; the service refuses bodies over max_body_bytes (16 MB)
 WARMUP = 20
 QUERIES = 300
 TOP_K = 10  # the service's default
@@ -91,8 +92,8 @@ class Record:
         return self.doc.speaker
 
     @property
-    def occurred_at(self) -> datetime | None:
-        return self.doc.occurred_at
+    def occurred_at(self) -> datetime:
+        return self.doc.occurred_at or IMPORTED_AT
 
     @property
     def title(self) -> str | None:
@@ -105,6 +106,10 @@ class Record:
     @property
     def steps(self) -> list[str] | None:
         return list(self.doc.steps) if self.doc.steps is not None else None
+
+
+# Memories without an event time get the time of the write, as the service gives them.
+IMPORTED_AT = datetime.now(UTC)
 
 
 def say(message: str) -> None:
@@ -153,27 +158,14 @@ def default_settings() -> Any:
 
 
 def indexing_texts(records: Sequence[Record]) -> list[str]:
-    """What the service embeds for each memory (memsvc.memories.service.indexing_texts, without a database):
-    `embedding_text`, and with contextual indexing a turn's or event's date and the turns just before it."""
-    from memsvc.memories.service import CONTEXT_TURN_CHARS, IndexingContext, embedding_text
+    """What the service embeds for each memory (memsvc.memories.service.indexing_texts, without a database)."""
+    from memsvc.memories.service import IndexingContext, contextual_text, embedding_text, preceding_turns
 
     context = IndexingContext.of(default_settings())
     if not context.enabled:
         return [embedding_text(r) for r in records]
     by_turn = {(r.session_id, r.turn_index): r for r in records if r.turn_index is not None}
-    texts = []
-    for r in records:
-        parts = [embedding_text(r)]
-        if r.type in ("dialogue", "episodic") and r.occurred_at is not None:
-            parts.append(f"({r.occurred_at.astimezone(UTC):%A %d %B %Y})")
-        if r.type == "dialogue" and r.turn_index is not None:
-            for before in range(r.turn_index - context.preceding_turns, r.turn_index):
-                turn = by_turn.get((r.session_id, before))
-                if turn is not None:
-                    said = f"{turn.speaker}: {turn.content}" if turn.speaker else turn.content
-                    parts.append("Before: " + said[:CONTEXT_TURN_CHARS])
-        texts.append("\n".join(parts))
-    return texts
+    return [contextual_text(r, preceding_turns(r, by_turn, context.preceding_turns)) for r in records]
 
 
 def embed_cached(dataset: Dataset, spec: str, texts: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
@@ -222,52 +214,11 @@ def embed(texts: list[str], settings: Any) -> tuple[np.ndarray, dict[str, Any]]:
 # ---- loading the tenant
 
 
-def export_record(record: Record, now: str, model_id: str) -> dict[str, Any]:
-    """A memory as one line of GET /v1/export, as it would be had `memsvc eval` written it (the evidence id in
-    the metadata, no validity, no role); the vector is appended by `import_bodies`."""
-    doc = record.doc
-    return {
-        "id": record.id,
-        "type": doc.type,
-        "content": doc.text,
-        "user_id": doc.user_id,
-        "agent_id": None,
-        "session_id": doc.session_id,
-        "metadata": {**doc.metadata, "eval_id": doc.id},
-        "occurred_at": doc.occurred_at.isoformat() if doc.occurred_at else now,
-        "created_at": now,
-        "updated_at": now,
-        "valid_from": None,
-        "valid_to": None,
-        "version": 1,
-        "role": None,
-        "speaker": doc.speaker,
-        "turn_index": record.turn_index,
-        "title": doc.title,
-        "steps": list(doc.steps) if doc.steps is not None else None,
-        "trigger": doc.trigger,
-        "embedding_status": "done",
-        "embedding_model": model_id,
-    }
-
-
 def import_bodies(records: Sequence[Record], vectors: np.ndarray, model_id: str) -> Iterator[tuple[bytes, int]]:
-    """NDJSON bodies (under MAX_IMPORT_BYTES each) and their record counts; vectors with 9 significant digits,
-    which reproduce every float32 exactly."""
-    now = datetime.now(UTC).isoformat()
-    row_format = ",".join(["%.9g"] * vectors.shape[1])
-    lines: list[bytes] = []
-    size = 0
-    for record, vector in zip(records, vectors, strict=True):
-        head = json.dumps(export_record(record, now, model_id), ensure_ascii=False)
-        line = f'{head[:-1]},"embedding":[{row_format % tuple(vector.tolist())}]}}\n'.encode()
-        if lines and size + len(line) > MAX_IMPORT_BYTES:
-            yield b"".join(lines), len(lines)
-            lines, size = [], 0
-        lines.append(line)
-        size += len(line)
-    if lines:
-        yield b"".join(lines), len(lines)
+    """NDJSON bodies (under quantization.MAX_IMPORT_BYTES each) and their record counts."""
+    now = IMPORTED_AT.isoformat()
+    exported = [export_record(r.doc, r.id, r.turn_index, now, model_id) for r in records]
+    return import_batches(zip(exported, vectors, strict=True))
 
 
 def import_all(http: httpx.Client, records: Sequence[Record], vectors: np.ndarray, model_id: str) -> dict[str, Any]:

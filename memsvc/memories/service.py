@@ -6,7 +6,7 @@ import binascii
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -88,12 +88,37 @@ class IndexingContext:
 CONTEXT_TURN_CHARS = 200
 
 
+class ContextualMemory(EmbeddableMemory, Protocol):
+    """What `contextual_text` reads besides the text: when it happened and where it sits in its session."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def session_id(self) -> str | None: ...
+    @property
+    def turn_index(self) -> int | None: ...
+
+
+def contextual_text(memory: ContextualMemory, preceding: Sequence[ContextualMemory]) -> str:
+    """`embedding_text` with the memory's context: when it happened (dialogue turns, events) and, for a turn,
+    the `preceding` turns of its session (oldest first), each cut to CONTEXT_TURN_CHARS."""
+    parts = [embedding_text(memory)]
+    if memory.type in ("dialogue", "episodic"):
+        parts.append(f"({memory.occurred_at.astimezone(UTC):%A %d %B %Y})")
+    for turn in preceding:
+        said = f"{turn.speaker}: {turn.content}" if turn.speaker else turn.content
+        parts.append("Before: " + said[:CONTEXT_TURN_CHARS])
+    return "\n".join(parts)
+
+
 def indexing_texts(
     db: Session, tenant_id: uuid.UUID, memories: Sequence[Memory], context: IndexingContext
 ) -> list[str]:
     """What to embed for each memory: `embedding_text`, and with contextual indexing also when it happened
-    (dialogue turns, events) and the turns just before it in its session, so "what did Alice say about Rome
-    in May" can match a turn that only says "we loved it there"."""
+    and the turns just before it in its session, so "what did Alice say about Rome in May" can match a turn
+    that only says "we loved it there"."""
     if not context.enabled:
         return [embedding_text(m) for m in memories]
     anchors = {
@@ -104,19 +129,19 @@ def indexing_texts(
     window = context.preceding_turns
     turns = repository.turns_around(db, tenant_id, anchors, window) if anchors and window else []
     by_turn = {(t.session_id, t.turn_index): t for t in turns}
-    texts = []
-    for m in memories:
-        parts = [embedding_text(m)]
-        if m.type in ("dialogue", "episodic"):
-            parts.append(f"({m.occurred_at:%A %d %B %Y})")
-        if m.type == "dialogue" and m.turn_index is not None:
-            for before in range(m.turn_index - window, m.turn_index):
-                turn = by_turn.get((m.session_id, before))
-                if turn is not None:
-                    said = f"{turn.speaker}: {turn.content}" if turn.speaker else turn.content
-                    parts.append("Before: " + said[:CONTEXT_TURN_CHARS])
-        texts.append("\n".join(parts))
-    return texts
+    return [contextual_text(m, preceding_turns(m, by_turn, window)) for m in memories]
+
+
+def preceding_turns(
+    memory: ContextualMemory, by_turn: Mapping[tuple[str | None, int | None], ContextualMemory], window: int
+) -> list[ContextualMemory]:
+    """The up to `window` turns before a dialogue turn, oldest first, from its session's turns by (session,
+    turn index)."""
+    if memory.type != "dialogue" or memory.turn_index is None:
+        return []
+    earlier = range(memory.turn_index - window, memory.turn_index)
+    found = (by_turn.get((memory.session_id, before)) for before in earlier)
+    return [turn for turn in found if turn is not None]
 
 
 def content_hash(

@@ -27,20 +27,56 @@ class FusionWeights(BaseModel):
     time: float = Field(default=1.0, ge=0, le=10, description="Memories within the time the query names.")
 
 
-class SearchDefaults(BaseModel):
-    """Search options a tenant applies when a request leaves them out; unset = the built-in default."""
+class SearchOptions(BaseModel):
+    """How a search ranks. A request's unset option takes the tenant's default, and an unset default the
+    built-in one."""
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: SearchMode | None = Field(default=None, description="hybrid (default), dense or lexical.")
-    weights: FusionWeights | None = Field(default=None, description="Fusion weights (default 1, 1, 0.5, 1).")
-    parse_time: bool | None = Field(default=None, description="Read time expressions in queries (default true).")
-    recency_half_life_days: float | None = Field(
-        default=None, gt=0, le=36500, description="Favour recent memories (default: no recency weighting)."
+    mode: SearchMode | None = Field(
+        default=None,
+        description="hybrid: fuse dense, lexical, entity and time rankings; dense: embeddings only (plus memories "
+        "not embedded yet, by text); lexical: full text only. Built-in default: hybrid.",
     )
-    min_score: float | None = Field(default=None, ge=0, le=1, description="Drop hits scoring below this.")
-    diversity: float | None = Field(default=None, ge=0, le=1, description="MMR near-duplicate removal (default 0).")
-    rerank: bool | None = Field(default=None, description="Cross-encoder reranking (default false).")
+    weights: FusionWeights | None = Field(
+        default=None, description="Fusion weights (built-in default: dense 1, lexical 1, entity 0.5, time 1)."
+    )
+    parse_time: bool | None = Field(
+        default=None,
+        description='Read a time expression in the query ("last week", "in May 2023", "yesterday", relative '
+        "to `now`) and rank memories from that time higher; a question about the present (now, currently, still) "
+        "favours newer memories. Built-in default: true.",
+    )
+    recency_half_life_days: float | None = Field(
+        default=None,
+        gt=0,
+        le=36500,
+        description="Favour recent memories: a memory this many days old keeps 3/4 of its fused score, older ones "
+        "tend to 1/2. Built-in default: none.",
+    )
+    diversity: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Maximal marginal relevance: 0 ranks by relevance only; higher values push near-duplicates of "
+        "better hits down. Built-in default: 0.",
+    )
+    min_score: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Only hits whose calibrated `score` reaches this; when none does the answer has no hits and "
+        "`no_confident_memory` is true. Built-in default: none.",
+    )
+    rerank: bool | None = Field(
+        default=None,
+        description="Rerank the best candidates with the configured cross-encoder (MEMSVC_RERANKER_PATH; 409 when "
+        "none is configured). Built-in default: false.",
+    )
+
+
+class SearchDefaults(SearchOptions):
+    """A tenant's defaults for the search options its requests leave out (PUT /v1/tenants/{id}/search-defaults)."""
 
 
 def _check_entity(value: str) -> str:
@@ -57,7 +93,7 @@ def _check_query(value: str) -> str:
     return value
 
 
-class SearchRequest(BaseModel):
+class SearchRequest(SearchOptions):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -120,46 +156,8 @@ class SearchRequest(BaseModel):
         max_length=MAX_FILTER_ENTITIES,
         description="Only memories naming all these entities (names as in a memory's `entities`; case-insensitive).",
     )
-    mode: SearchMode | None = Field(
-        default=None,
-        description="hybrid: fuse dense, lexical, entity and time rankings; dense: embeddings only (plus memories "
-        "not embedded yet, by text); lexical: full text only. Default: the tenant's, else hybrid.",
-    )
-    weights: FusionWeights | None = Field(default=None, description="Fusion weights; default: the tenant's.")
-    parse_time: bool | None = Field(
-        default=None,
-        description='Read a time expression in the query ("last week", "in May 2023", "yesterday", relative '
-        "to `now`) and rank memories from that time higher; a question about the present (now, currently, still) "
-        "favours newer memories. Default: the tenant's, else true.",
-    )
     now: Annotated[datetime | None, AfterValidator(_as_utc)] = Field(
         default=None, description="The present for relative time expressions (default: the server's clock)."
-    )
-    recency_half_life_days: float | None = Field(
-        default=None,
-        gt=0,
-        le=36500,
-        description="Favour recent memories: a memory this many days old keeps 3/4 of its fused score, older ones "
-        "tend to 1/2. Default: the tenant's, else none.",
-    )
-    diversity: float | None = Field(
-        default=None,
-        ge=0,
-        le=1,
-        description="Maximal marginal relevance: 0 ranks by relevance only; higher values push near-duplicates of "
-        "better hits down. Default: the tenant's, else 0.",
-    )
-    min_score: float | None = Field(
-        default=None,
-        ge=0,
-        le=1,
-        description="Only hits whose calibrated `score` reaches this; when none does the answer has no hits and "
-        "`no_confident_memory` is true. Default: the tenant's, else none.",
-    )
-    rerank: bool | None = Field(
-        default=None,
-        description="Rerank the best candidates with the configured cross-encoder (MEMSVC_RERANKER_PATH; 409 when "
-        "none is configured). Default: the tenant's, else false.",
     )
     expand: list[Expansion] = Field(
         default_factory=list,
