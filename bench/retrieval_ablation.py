@@ -123,11 +123,18 @@ def load_datasets(names: Sequence[str], synthetic_spec: str, quick: bool) -> lis
     return datasets
 
 
-def run_dataset(dataset: Dataset, rerank: bool, reranker_path: str, progress: bool) -> dict[str, Any]:
+# The synthetic ladder's distractors are other users' memories (a crowd): only a search over the whole tenant
+# meets them, as EverMemBench-S's shared corpus does. A LoCoMo conversation is searched within itself (its user).
+SCOPES: dict[str, runner.Scope] = {"synthetic": "global", "locomo": "user", "mteb": "user"}
+
+
+def run_dataset(
+    dataset: Dataset, scope: runner.Scope, rerank: bool, reranker_path: str, progress: bool
+) -> dict[str, Any]:
     """Every row on one dataset: its description and the harness's report runs (one per row that ran)."""
-    options = runner.RunOptions(scope="user", progress=progress)
+    options = runner.RunOptions(scope=scope, progress=progress)
     runs = runner.run_on_embedded_servers(dataset, ablation_plan(rerank, reranker_path), options)
-    return {"dataset": runner.describe(dataset), "runs": runs}
+    return {"dataset": runner.describe(dataset) | {"scope": scope}, "runs": runs}
 
 
 def table_rows(results: Sequence[Mapping[str, Any]], rows: Sequence[AblationRow] = ROWS) -> list[list[Any]]:
@@ -213,7 +220,8 @@ def markdown(result: Mapping[str, Any], rows: Sequence[AblationRow] = ROWS) -> s
         lines.append(
             f"- **{dataset['name']}**: {dataset['documents']} documents, {dataset['queries']} queries ({types}); "
             f"{dataset['with_hard_negatives']} with hard negatives; ladder {dataset['ladder']}; "
-            f"now = {dataset['now'] or 'server clock'}."
+            f"now = {dataset['now'] or 'server clock'}; searched in scope {dataset.get('scope', 'user')} "
+            f"({'the whole tenant' if dataset.get('scope') == 'global' else 'the query user'})."
         )
     return "\n".join([*lines, ""])
 
@@ -275,9 +283,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     command = command_line(sys.argv if argv is None else ["bench/retrieval_ablation.py", *argv])
     started = datetime.now(UTC)
+    datasets = load_datasets(args.datasets, args.synthetic_spec, args.quick)
     results = [
-        run_dataset(dataset, args.rerank, args.reranker_path, progress=not args.no_progress)
-        for dataset in load_datasets(args.datasets, args.synthetic_spec, args.quick)
+        run_dataset(dataset, SCOPES[name], args.rerank, args.reranker_path, progress=not args.no_progress)
+        for name, dataset in zip(args.datasets, datasets, strict=True)
     ]
     result = {
         "date": started.isoformat(timespec="seconds"),
