@@ -13,8 +13,8 @@ ingests the dataset rung by rung and runs every query with each of its rows' sea
     lexical only           plain       mode=lexical, parse_time=false
     hybrid                 plain       mode=hybrid, parse_time=false, weights.entity=0, weights.time=0
     + contextual indexing  contextual  the hybrid request
-    + time parsing         contextual  parse_time=true, weights.entity=0
-    + entities             contextual  parse_time=true (server default weights)
+    + time parsing         contextual  parse_time=true (default weights: entity 0, time 2)
+    + entities             contextual  parse_time=true, weights.entity=0.5 (measured, not kept by default)
     + hierarchy            contextual  parse_time=true, expand=["evidence"]
     + rerank               contextual  parse_time=true, expand=["evidence"], rerank=true  (only with --rerank)
 
@@ -69,8 +69,8 @@ ROWS = (
     AblationRow("lexical only", PLAIN, {"mode": "lexical", "parse_time": False}),
     AblationRow("hybrid", PLAIN, _HYBRID),
     AblationRow("+ contextual indexing", CONTEXTUAL, _HYBRID),
-    AblationRow("+ time parsing", CONTEXTUAL, {"parse_time": True, "weights": {"entity": 0}}),
-    AblationRow("+ entities", CONTEXTUAL, {"parse_time": True}),
+    AblationRow("+ time parsing", CONTEXTUAL, {"parse_time": True}),
+    AblationRow("+ entities", CONTEXTUAL, {"parse_time": True, "weights": {"entity": 0.5}}),
     AblationRow("+ hierarchy", CONTEXTUAL, {"parse_time": True, "expand": ["evidence"]}),
     AblationRow("+ rerank", CONTEXTUAL, {"parse_time": True, "expand": ["evidence"], "rerank": True}, True),
 )
