@@ -52,10 +52,11 @@ def set_status(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID, status: str
 
 
 def start_attempt(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:
-    """Count one more attempt and mark the job running; None if the job no longer exists."""
+    """Count one more attempt and mark the job running; None if the job no longer exists or was dead-lettered
+    (a redelivered message must not revive it: it would be marked done over its failed memories)."""
     return db.scalar(
         update(Job)
-        .where(Job.tenant_id == tenant_id, Job.id == job_id)
+        .where(Job.tenant_id == tenant_id, Job.id == job_id, Job.status != "failed")
         .values(attempts=Job.attempts + 1, status="running", updated_at=func.now())
         .returning(Job)
     )

@@ -129,7 +129,7 @@ def test_patch_content_is_re_embedded(client, tenant):
     assert response.status_code == 200, response.text
     top = response.json()["hits"][0]
     assert top["memory"]["id"] == memory_id
-    assert top["score"] > 0.99
+    assert top["scores"]["dense"] > 0.99
 
 
 def test_patch_metadata_replaces_the_whole_object(client, tenant):
