@@ -35,6 +35,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from memsvc.eval import report  # noqa: E402
 from memsvc.eval.client import EvalClient, create_tenant_key  # noqa: E402
 from memsvc.eval.dataset import Dataset  # noqa: E402
 from memsvc.eval.server import EmbeddedServer  # noqa: E402
@@ -506,8 +507,8 @@ def _cell(value: Any) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    """The harness's Markdown table, with every number to 3 places (constants and losses exceed 1)."""
+    return report.table(header, [[_cell(v) for v in row] for row in rows])
 
 
 def markdown(result: dict[str, Any]) -> str:

@@ -58,6 +58,8 @@ IDF_SAMPLE = 1000  # memories read to estimate how common each query word is
 MIN_IDF = 0.2  # a word in more than ~4 of 5 memories searched does not rank them
 _WORD = re.compile(r"\w+")
 
+SOURCE_ORDER: list[Source] = ["dense", "lexical", "entity", "time"]  # how `matched_by` lists them
+
 RerankerFor = Callable[[], Reranker | None]
 
 
@@ -224,12 +226,11 @@ def search(
         rankings["lexical"] = repository.text_matches(
             db, where, words, pool if options.mode != "dense" else request.top_k, pending_only=options.mode == "dense"
         )
-    if ranker is not None and hybrid and options.weights.entity > 0:
-        terms = query_terms(request.query)
-        if terms:
-            rankings["entity"] = ranker.nearest(
-                replace(where, mentions_any=terms), pool, filtered=True, top_k=request.top_k
-            )
+    terms = query_terms(request.query) if ranker is not None and hybrid and options.weights.entity > 0 else []
+    if ranker is not None and terms:
+        rankings["entity"] = ranker.nearest(
+            replace(where, mentions_any=terms), pool, filtered=True, top_k=request.top_k
+        )
     if ranker is not None and window is not None and options.weights.time > 0:
         rankings["time"] = ranker.nearest(
             _within(where, window.start, window.end), pool, filtered=True, top_k=request.top_k
@@ -241,7 +242,7 @@ def search(
     if ranker is not None:
         _complete(candidates, ranker, need_vectors=options.diversity > 0)
     if "entity" in rankings:
-        _rerank_entities(candidates, found, query_terms(request.query), options.weights)
+        _rerank_entities(candidates, found, terms, options.weights)
     half_life = options.recency_half_life_days
     if half_life is None and hybrid and options.parse_time and asks_about_present(request.query):
         half_life = PRESENT_HALF_LIFE_DAYS
@@ -464,15 +465,12 @@ def _hits(
             memory=by_id[c.memory_id],
             score=round(relevance[c.memory_id], 6),
             scores=HitScores(dense=c.dense, lexical=c.lexical, fused=c.fused, rerank=c.rerank),
-            matched_by=sorted(c.ranks, key=_SOURCE_ORDER.index),
+            matched_by=sorted(c.ranks, key=SOURCE_ORDER.index),
             context=[by_id[t.id] for t in turns],
             evidence=evidence.get(c.memory_id, []),
         )
         for c, turns in zip(top, context, strict=True)
     ]
-
-
-_SOURCE_ORDER: list[Source] = ["dense", "lexical", "entity", "time"]
 
 
 def _dialogue_context(db: Session, tenant_id: uuid.UUID, hits: list[Memory], window: int) -> list[list[Memory]]:
