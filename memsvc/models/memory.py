@@ -39,6 +39,7 @@ class Memory(Base):
         Index("ix_memories_tenant_agent", "tenant_id", "agent_id"),
         Index("ix_memories_tenant_session_turn", "tenant_id", "session_id", "turn_index"),
         Index("ix_memories_tenant_seq", "tenant_id", "seq"),
+        Index("ix_memories_tenant_occurred_at", "tenant_id", "occurred_at"),
         Index("ix_memories_job_id", "job_id"),
         Index("ix_memories_search_tsv", "search_tsv", postgresql_using="gin"),
         Index("ix_memories_entities", "entities", postgresql_using="gin"),

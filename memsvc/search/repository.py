@@ -100,16 +100,21 @@ def memories_by_id(db: Session, tenant_id: uuid.UUID, ids: list[uuid.UUID]) -> d
     return {memory.id: memory for memory in rows}
 
 
-def word_frequencies(db: Session, where: MemoryFilter, words: list[str], sample: int) -> tuple[int, list[int | None]]:
-    """Document frequencies in a sample: how many of (up to) `sample` memories `where` selects were read, and how
-    many of those contain each word (after stemming); None for a word the text search drops (a stopword)."""
+def word_frequencies(
+    db: Session, where: MemoryFilter, words: list[str], sample: int
+) -> tuple[int, list[int | None], float]:
+    """Document frequencies in a sample: how many of (up to) `sample` memories `where` selects were read, how many
+    of those contain each word (after stemming), None for a word the text search drops (a stopword); and the
+    planner's estimate of the memories table's rows (all tenants; -1 before the table was first analyzed)."""
     sampled = where.apply(select(Memory.search_tsv.label("tsv"))).limit(sample).subquery()
     queries = [func.websearch_to_tsquery("english", word) for word in words]
     counts = [func.count().filter(sampled.c.tsv.bool_op("@@")(query)) for query in queries]
     lexemes = [func.numnode(query) for query in queries]  # 0: nothing left after stopwords
-    row = db.execute(select(func.count(), *counts, *lexemes).select_from(sampled)).one()
+    table_rows = text("(SELECT reltuples FROM pg_class WHERE oid = 'memories'::regclass)")
+    row = db.execute(select(func.count(), *counts, *lexemes, table_rows).select_from(sampled)).one()
     n = len(words)
-    return int(row[0]), [int(row[1 + i]) if row[1 + n + i] else None for i in range(n)]
+    frequencies = [int(row[1 + i]) if row[1 + n + i] else None for i in range(n)]
+    return int(row[0]), frequencies, float(row[-1] if row[-1] is not None else -1)
 
 
 def text_matches(
@@ -118,24 +123,32 @@ def text_matches(
     weighted_words: list[tuple[str, float]],
     limit: int,
     *,
+    drivers: list[str] | None = None,
     pending_only: bool = False,
     among: list[uuid.UUID] | None = None,
 ) -> list[tuple[uuid.UUID, float]]:
-    """Memories whose indexed text (content, speaker, title, trigger, steps) contains any of the words (stemmed),
-    best first by the summed weights (IDF) of the words they contain, then by cover density; with the share of
-    the total weight matched, in [0, 1]."""
+    """Memories whose indexed text (content, speaker, title, trigger, steps) contains any of the `drivers` (all the
+    words when None), best first by the summed weights (IDF) of all the words they contain, then by cover density;
+    with the share of the total weight matched, in [0, 1]."""
     queries = [(func.websearch_to_tsquery("english", word), weight) for word, weight in weighted_words]
     total = sum(weight for _, weight in weighted_words) or 1.0
     matched: Any = sum(
         (cast(Memory.search_tsv.bool_op("@@")(q), Integer) * literal(weight) for q, weight in queries), literal(0.0)
     )
     # websearch syntax never fails to parse: user text cannot produce a tsquery syntax error.
-    any_word = func.websearch_to_tsquery("english", " or ".join(word for word, _ in weighted_words))
-    density = func.ts_rank_cd(Memory.search_tsv, any_word, 32)
-    query = where.apply(select(Memory.id, matched.label("matched"))).where(Memory.search_tsv.bool_op("@@")(any_word))
-    if pending_only:
-        query = query.where(Memory.embedding_status == "pending")
-    if among is not None:
-        query = query.where(Memory.id.in_(among))
+    every_word = func.websearch_to_tsquery("english", " or ".join(word for word, _ in weighted_words))
+    any_driver = func.websearch_to_tsquery("english", " or ".join(drivers)) if drivers is not None else every_word
+    density = func.ts_rank_cd(Memory.search_tsv, every_word, 32)
+    query = where.apply(select(Memory.id, matched.label("matched")))
+    if pending_only or among is not None:
+        # Few rows, read by their own index (partial on pending, or the primary key).
+        query = query.where(Memory.search_tsv.bool_op("@@")(any_driver))
+        if pending_only:
+            query = query.where(Memory.embedding_status == "pending")
+        if among is not None:
+            query = query.where(Memory.id.in_(among))
+    else:
+        # Through the GIN index (migration 0006: under RLS a plain `@@` condition reads the whole table).
+        query = query.where(Memory.id.in_(select(func.memsvc_text_candidates(any_driver))))
     rows: Any = db.execute(query.order_by(matched.desc(), density.desc(), Memory.seq).limit(limit))
     return [(memory_id, min(1.0, float(m) / total)) for memory_id, m in rows]

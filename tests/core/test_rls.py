@@ -196,3 +196,17 @@ def test_tenant_context_set_by_the_app_is_transaction_local(client, tenant):
         conn.commit()
         # A new transaction on the same pooled connection carries no tenant over.
         assert conn.execute(text("SELECT count(*) FROM memories")).scalar_one() == 0
+
+
+def test_text_candidates_function_returns_only_the_tenant_in_context(client, database_url, tenant, other_tenant):
+    # A definer function (migration 0006) reads the full-text index past RLS: it must scope itself.
+    ours = add_memories(client, tenant, {"content": "Pelicans nest on the island."})
+    theirs = add_memories(client, other_tenant, {"content": "Pelicans fish at dawn."})
+    candidates = "SELECT memsvc_text_candidates(websearch_to_tsquery('english', 'pelicans'))"
+
+    with app_role_connection(database_url, tenant.id) as conn:
+        assert {str(row[0]) for row in conn.execute(candidates)} == set(ours)
+        conn.execute("SELECT set_config('memsvc.tenant_id', %s, false)", (other_tenant.id,))
+        assert {str(row[0]) for row in conn.execute(candidates)} == set(theirs)
+    with app_role_connection(database_url) as conn:
+        assert conn.execute(candidates).fetchall() == []

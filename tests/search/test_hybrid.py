@@ -259,3 +259,27 @@ def test_a_question_about_the_present_puts_the_newest_version_of_a_fact_first(cl
     fused = {h["memory"]["id"]: h["scores"]["fused"] for h in plain["hits"]}
     cued = {h["memory"]["id"]: h["scores"]["fused"] for h in now["hits"]}
     assert cued[stored[1]] / fused[stored[1]] < cued[stored[0]] / fused[stored[0]]
+
+
+def test_lexical_candidates_come_from_the_rarest_words_but_every_word_scores(client, monkeypatch):
+    tenant = create_tenant(client)
+    common = [{"content": f"Weekly meeting number {n} about the budget."} for n in range(6)]
+    other = [{"content": f"Groceries list number {n}: apples and bread."} for n in range(6)]
+    rare = [
+        {"content": "The meeting with the ornithologist was cancelled."},
+        {"content": "An ornithologist counted the birds."},
+    ]
+    stored = add_memories(client, tenant, *common, *other, *rare)
+    query = "meeting ornithologist"
+
+    # Budget for one memory: only the rarer word finds candidates; the one with both words ranks first.
+    monkeypatch.setattr(service, "LEXICAL_SCAN_BUDGET", 1)
+    pruned = search(client, tenant, query=query, mode="lexical", top_k=20)
+    assert ids(pruned) == stored[12:]
+    assert pruned["hits"][0]["scores"]["lexical"] == pytest.approx(1.0)
+    assert 0 < pruned["hits"][1]["scores"]["lexical"] < 1
+
+    # Room for all: memories with only the common word follow.
+    monkeypatch.setattr(service, "LEXICAL_SCAN_BUDGET", 1000)
+    everything = search(client, tenant, query=query, mode="lexical", top_k=20)
+    assert ids(everything)[:2] == stored[12:] and set(ids(everything)) == set(stored[:6] + stored[12:])
