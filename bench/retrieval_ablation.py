@@ -11,7 +11,9 @@ ingests the dataset rung by rung and runs every query with each of its rows' sea
 
     dense only             plain       mode=dense, parse_time=false
     lexical only           plain       mode=lexical, parse_time=false
+    hybrid, rank fusion    plain       the hybrid request with fusion=rrf (reciprocal rank fusion, not the default)
     hybrid                 plain       mode=hybrid, parse_time=false, weights.entity=0, weights.time=0
+                                       (default fusion: calibrated relevance)
     + contextual indexing  contextual  the hybrid request
     + time parsing         contextual  parse_time=true (default weights: entity 0, time 2)
     + entities             contextual  parse_time=true, weights.entity=0.5 (measured, not kept by default)
@@ -67,6 +69,7 @@ _HYBRID = {"mode": "hybrid", "parse_time": False, "weights": {"entity": 0, "time
 ROWS = (
     AblationRow("dense only", PLAIN, {"mode": "dense", "parse_time": False}),
     AblationRow("lexical only", PLAIN, {"mode": "lexical", "parse_time": False}),
+    AblationRow("hybrid, rank fusion", PLAIN, _HYBRID | {"fusion": "rrf"}),
     AblationRow("hybrid", PLAIN, _HYBRID),
     AblationRow("+ contextual indexing", CONTEXTUAL, _HYBRID),
     AblationRow("+ time parsing", CONTEXTUAL, {"parse_time": True}),

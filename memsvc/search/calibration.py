@@ -15,10 +15,16 @@ class Calibration:
     no_vector: float  # for a memory not embedded yet (its dense score is unknown)
 
     def relevance(self, dense: float | None, lexical: float | None) -> float:
-        logit = self.intercept + (self.no_vector if dense is None else self.dense * dense)
+        return 1.0 / (1.0 + math.exp(-self.logit(dense, lexical)))
+
+    def logit(
+        self, dense: float | None, lexical: float | None, dense_weight: float = 1.0, lexical_weight: float = 1.0
+    ) -> float:
+        """The relevance's log-odds, each side's evidence scaled by its weight."""
+        logit = self.intercept + dense_weight * (self.no_vector if dense is None else self.dense * dense)
         if lexical is not None:
-            logit += self.lexical_match + self.lexical * lexical
-        return 1.0 / (1.0 + math.exp(-logit))
+            logit += lexical_weight * (self.lexical_match + self.lexical * lexical)
+        return logit
 
 
 # Fitted by `python bench/calibration.py` (bench/results/calibration.md).

@@ -10,6 +10,7 @@ MAX_TOP_K = 100
 MAX_CONTEXT_WINDOW = 20
 MAX_FILTER_ENTITIES = 16
 SearchMode = Literal["hybrid", "dense", "lexical"]
+Fusion = Literal["rrf", "relevance"]
 # Where a hit was found: nearest embeddings; full-text match (content, speaker, title); nearest among memories
 # naming an entity of the query; nearest within the time the query names.
 Source = Literal["dense", "lexical", "entity", "time"]
@@ -17,7 +18,9 @@ Expansion = Literal["evidence"]
 
 
 class FusionWeights(BaseModel):
-    """Reciprocal rank fusion: a hit's fused score is the sum over sources of weight / (60 + its rank there)."""
+    """How much each source counts. A ranking joins the fused score as weight / (60 + a hit's rank there); with
+    `fusion: relevance` the dense and lexical weights scale their side's evidence in the calibrated relevance,
+    whose single ranking joins with their summed weight."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -42,6 +45,14 @@ class SearchOptions(BaseModel):
     )
     weights: FusionWeights | None = Field(
         default=None, description="Fusion weights (built-in default: dense 1, lexical 1, entity 0, time 2)."
+    )
+    fusion: Fusion | None = Field(
+        default=None,
+        description="How hybrid search combines the dense and lexical sides. rrf: reciprocal rank fusion of the "
+        "two rankings; relevance: every candidate is scored on both sides and ranked by the calibrated relevance "
+        "model's weighing of the two scores (the `score` hits carry), weights scaling each side. Either way the "
+        "time and entity rankings join by reciprocal rank. Built-in default: relevance (it found more evidence "
+        "than rrf on the synthetic ladder and LoCoMo, bench/results/retrieval_ablation.md).",
     )
     parse_time: bool | None = Field(
         default=None,

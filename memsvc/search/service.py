@@ -1,7 +1,9 @@
 """Hybrid retrieval. Up to four rankings of a tenant's memories (nearest embeddings; full-text match; nearest
-among memories naming the query's entities; nearest within the time the query names) are fused by reciprocal
-rank, optionally weighted by recency, reranked by a cross-encoder and diversified (MMR); each hit gets a
-calibrated relevance that `min_score` cuts on, and the answer says when nothing is confident."""
+among memories naming the query's entities; nearest within the time the query names) are fused: by default the
+dense and lexical candidates are all scored on both sides and ordered by calibrated relevance, and that order
+joins the other two by reciprocal rank (or all four by reciprocal rank, `fusion: rrf`); then optionally weighted
+by recency, reranked by a cross-encoder and diversified (MMR). Each hit gets a calibrated relevance that
+`min_score` cuts on, and the answer says when nothing is confident."""
 
 import math
 import re
@@ -30,6 +32,7 @@ from memsvc.search.calibration import MINILM
 from memsvc.search.entities import normalize_entity, query_terms
 from memsvc.search.rerank import CrossEncoderReranker, Reranker, bundled_reranker_path
 from memsvc.search.schemas import (
+    Fusion,
     FusionWeights,
     HitScores,
     SearchDefaults,
@@ -73,6 +76,7 @@ class Options:
 
     mode: SearchMode
     weights: FusionWeights
+    fusion: Fusion
     parse_time: bool
     recency_half_life_days: float | None
     min_score: float | None
@@ -91,6 +95,7 @@ class Options:
         return cls(
             mode=pick("mode", "hybrid"),
             weights=pick("weights", FusionWeights()),
+            fusion=pick("fusion", "relevance"),
             parse_time=pick("parse_time", True),
             recency_half_life_days=pick("recency_half_life_days", None),
             min_score=pick("min_score", None),
@@ -254,6 +259,10 @@ def search(
         _complete(candidates, ranker, need_vectors=options.diversity > 0)
     if "entity" in rankings:
         _rerank_entities(candidates, found, terms, options.weights)
+    if hybrid and options.fusion == "relevance" and ranker is not None:
+        if words is not None:
+            _complete_lexical(db, where, words, candidates)
+        _fuse_by_relevance(candidates, options.weights)
     half_life = options.recency_half_life_days
     if half_life is None and hybrid and options.parse_time and asks_about_present(request.query):
         half_life = PRESENT_HALF_LIFE_DAYS
@@ -415,6 +424,27 @@ def _complete(candidates: dict[uuid.UUID, Candidate], ranker: DenseRanker, *, ne
     for memory_id, (similarity, vector) in ranker.vectors(wanted).items():
         candidates[memory_id].dense = similarity
         candidates[memory_id].vector = vector
+
+
+def _complete_lexical(
+    db: Session, where: MemoryFilter, words: QueryWords, candidates: dict[uuid.UUID, Candidate]
+) -> None:
+    """Give candidates found only by embedding their share of the query's words (0 when they match none)."""
+    wanted = [c.memory_id for c in candidates.values() if c.lexical is None]
+    shares = dict(repository.text_matches(db, where, words.weighted, len(wanted), among=wanted)) if wanted else {}
+    for memory_id in wanted:
+        candidates[memory_id].lexical = shares.get(memory_id)
+
+
+def _fuse_by_relevance(candidates: dict[uuid.UUID, Candidate], weights: FusionWeights) -> None:
+    """Replace the dense and lexical rankings by one: the candidates in order of calibrated relevance (each
+    side's evidence scaled by its weight), which joins the time and entity rankings by reciprocal rank with the
+    two sides' weight."""
+    joint = sorted(candidates.values(), key=lambda c: -MINILM.logit(c.dense, c.lexical, weights.dense, weights.lexical))
+    others = {"time", "entity"}
+    for rank, candidate in enumerate(joint):
+        side_ranks = {source: r for source, r in candidate.ranks.items() if source in others}
+        candidate.fused = (weights.dense + weights.lexical) / (RRF_K + rank + 1) + _rrf(side_ranks, weights)
 
 
 def _rerank_entities(

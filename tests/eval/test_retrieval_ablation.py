@@ -28,6 +28,7 @@ def test_rows_are_the_ablation_steps_in_order(ablation: ModuleType):
     assert [row.label for row in ablation.ROWS] == [
         "dense only",
         "lexical only",
+        "hybrid, rank fusion",
         "hybrid",
         "+ contextual indexing",
         "+ time parsing",
@@ -37,18 +38,19 @@ def test_rows_are_the_ablation_steps_in_order(ablation: ModuleType):
     ]
     by_label = {row.label: row for row in ablation.ROWS}
     assert by_label["hybrid"].fields == {"mode": "hybrid", "parse_time": False, "weights": {"entity": 0, "time": 0}}
+    assert by_label["hybrid, rank fusion"].fields == by_label["hybrid"].fields | {"fusion": "rrf"}
     assert by_label["+ contextual indexing"].fields == by_label["hybrid"].fields
     assert by_label["+ hierarchy"].fields == {"parse_time": True, "expand": ["evidence"]}
 
 
-def test_plan_without_rerank_runs_seven_rows_on_two_servers(ablation: ModuleType):
+def test_plan_without_rerank_runs_eight_rows_on_two_servers(ablation: ModuleType):
     plan = ablation.ablation_plan(rerank=False)
 
     assert [configuration for configuration, _ in plan] == [
         ServerConfiguration("plain", {"CONTEXTUAL_INDEXING": "false"}),
         ServerConfiguration("contextual", {}),
     ]
-    assert [variant.name for variant in plan[0][1]] == ["dense only", "lexical only", "hybrid"]
+    assert [variant.name for variant in plan[0][1]] == ["dense only", "lexical only", "hybrid, rank fusion", "hybrid"]
     assert [variant.name for variant in plan[1][1]] == [
         "+ contextual indexing",
         "+ time parsing",
@@ -97,8 +99,9 @@ def test_table_has_a_line_per_rung_and_row_and_marks_what_did_not_run(ablation: 
 
     assert len(table) == 2 * len(ablation.ROWS)
     assert table[0] == ["toy", 300, "dense only", 0.5, 0.5, 0.25, 0.0, 20.0, 41.5]
-    assert table[7] == ["toy", 300, "+ rerank", *["not run"] * 6]
-    assert table[8][:3] == ["toy", 600, "dense only"] and table[8][5] is None  # no multi-source queries there
+    assert table[len(ablation.ROWS) - 1] == ["toy", 300, "+ rerank", *["not run"] * 6]
+    second = table[len(ablation.ROWS)]
+    assert second[:3] == ["toy", 600, "dense only"] and second[5] is None  # no multi-source queries there
 
 
 def test_intrusion_is_a_dash_without_hard_negatives(ablation: ModuleType):

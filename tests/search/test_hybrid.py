@@ -171,6 +171,7 @@ def test_tenant_search_defaults_apply_until_a_request_overrides_them(client):
     assert client.get(url, headers=ADMIN).json() == {
         "mode": None,
         "weights": None,
+        "fusion": None,
         "parse_time": None,
         "recency_half_life_days": None,
         "min_score": None,
@@ -194,6 +195,7 @@ def test_tenant_search_defaults_apply_until_a_request_overrides_them(client):
     "body",
     [
         {"mode": "fuzzy"},
+        {"fusion": "borda"},
         {"weights": {"dense": 11}},
         {"weights": {"semantic": 1}},
         {"diversity": 1.5},
@@ -283,3 +285,32 @@ def test_lexical_candidates_come_from_the_rarest_words_but_every_word_scores(cli
     monkeypatch.setattr(service, "LEXICAL_SCAN_BUDGET", 1000)
     everything = search(client, tenant, query=query, mode="lexical", top_k=20)
     assert ids(everything)[:2] == stored[12:] and set(ids(everything)) == set(stored[:6] + stored[12:])
+
+
+def test_relevance_fusion_scores_every_hit_on_both_sides_and_ranks_by_calibrated_score(client):
+    tenant = create_tenant(client)
+    add_memories(
+        client,
+        tenant,
+        {"content": "Priya moved to Lisbon for a job at a bakery."},
+        {"content": "The bakery on Main Street sells sourdough."},
+        {"content": "Priya's sister lives in Porto."},
+        {"content": "Lisbon trams are yellow."},
+        {"content": "The user prefers tea to coffee."},
+        {"content": "A new job started in March."},
+    )
+    query = "Where does Priya work?"
+    fused = search(client, tenant, query=query, fusion="relevance", parse_time=False)
+    scores = [h["score"] for h in fused["hits"]]
+    assert len(scores) == 6 and scores == sorted(scores, reverse=True)
+    for hit in fused["hits"]:
+        names_priya = "Priya" in hit["memory"]["content"]
+        assert hit["scores"]["dense"] is not None
+        assert (hit["scores"]["lexical"] or 0) > 0 if names_priya else hit["scores"]["lexical"] is None
+    assert fused["hits"][0]["memory"]["content"].startswith("Priya")
+
+    # A side weighted 0 does not rank: lexical alone puts the memories naming Priya first, in either order.
+    lexical_side = search(
+        client, tenant, query=query, fusion="relevance", parse_time=False, weights={"dense": 0, "lexical": 1}
+    )
+    assert {h["memory"]["content"][:5] for h in lexical_side["hits"][:2]} == {"Priya"}
