@@ -429,7 +429,7 @@ def _complete(candidates: dict[uuid.UUID, Candidate], ranker: DenseRanker, *, ne
 def _complete_lexical(
     db: Session, where: MemoryFilter, words: QueryWords, candidates: dict[uuid.UUID, Candidate]
 ) -> None:
-    """Give candidates found only by embedding their share of the query's words (0 when they match none)."""
+    """Give candidates not found by text their share of the query's words (still None when they match none)."""
     wanted = [c.memory_id for c in candidates.values() if c.lexical is None]
     shares = dict(repository.text_matches(db, where, words.weighted, len(wanted), among=wanted)) if wanted else {}
     for memory_id in wanted:
