@@ -2,6 +2,8 @@
 sign bits of byte codes (Hamming)."""
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -25,12 +27,16 @@ def nearest(
     codes, whose candidates the caller rescores."""
     # Iterative index scans keep reading the HNSW graph until enough rows pass the tenant/scope filters
     # (pgvector >= 0.8); relaxed order is restored by the outer ORDER BY (or by rescoring).
-    db.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-    # pgvector's default (40) found 91% of the true top 10 at 100k memories (bench/results/quantization-ef.md);
-    # a wider search costs a few ms against the ~20 ms of embedding the query. ef_search tops out at 1000; past it
-    # the iterative scan keeps going until `limit` rows are found.
+    # pgvector's default ef_search (40) found 91% of the true top 10 at 100k memories
+    # (bench/results/quantization-ef.md); a wider search costs a few ms. ef_search tops out at 1000; past it the
+    # iterative scan keeps going until `limit` rows are found. Both settings last until the transaction ends.
     ef_search = min(MAX_EF_SEARCH, max(MIN_EF_SEARCH, 2 * limit))
-    db.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef_search)})
+    db.execute(
+        text(
+            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', :ef, true)"
+        ),
+        {"ef": str(ef_search)},
+    )
     k = encoding.index_dim
     # Each space's index is a partial index on this expression: the planner matches it only against the same
     # expression and a literal space id (a bound parameter would not prove the index predicate).
@@ -95,6 +101,24 @@ def count_upto(db: Session, where: MemoryFilter, cap: int) -> int:
     return int(db.scalar(select(func.count()).select_from(selected)) or 0)
 
 
+@dataclass(frozen=True)
+class RankingFacts:
+    """What ranking reads of a candidate memory (the whole memory is read for the hits only)."""
+
+    seq: int
+    occurred_at: datetime
+    entities: list[str]
+
+
+def ranking_facts(db: Session, tenant_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, RankingFacts]:
+    rows = db.execute(
+        select(Memory.id, Memory.seq, Memory.occurred_at, Memory.entities).where(
+            Memory.tenant_id == tenant_id, Memory.id.in_(ids)
+        )
+    )
+    return {memory_id: RankingFacts(seq, occurred_at, entities) for memory_id, seq, occurred_at, entities in rows}
+
+
 def memories_by_id(db: Session, tenant_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, Memory]:
     rows = db.scalars(select(Memory).where(Memory.tenant_id == tenant_id, Memory.id.in_(ids)))
     return {memory.id: memory for memory in rows}
@@ -128,17 +152,19 @@ def text_matches(
     among: list[uuid.UUID] | None = None,
 ) -> list[tuple[uuid.UUID, float]]:
     """Memories whose indexed text (content, speaker, title, trigger, steps) contains any of the `drivers` (all the
-    words when None), best first by the summed weights (IDF) of all the words they contain, then by cover density;
-    with the share of the total weight matched, in [0, 1]."""
+    words when None), best first by the summed weights (IDF) of all the words they contain, then by fewest distinct
+    words; with the share of the total weight matched, in [0, 1]."""
     queries = [(func.websearch_to_tsquery("english", word), weight) for word, weight in weighted_words]
     total = sum(weight for _, weight in weighted_words) or 1.0
     matched: Any = sum(
         (cast(Memory.search_tsv.bool_op("@@")(q), Integer) * literal(weight) for q, weight in queries), literal(0.0)
     )
     # websearch syntax never fails to parse: user text cannot produce a tsquery syntax error.
-    every_word = func.websearch_to_tsquery("english", " or ".join(word for word, _ in weighted_words))
-    any_driver = func.websearch_to_tsquery("english", " or ".join(drivers)) if drivers is not None else every_word
-    density = func.ts_rank_cd(Memory.search_tsv, every_word, 32)
+    driving = drivers if drivers is not None else [word for word, _ in weighted_words]
+    any_driver = func.websearch_to_tsquery("english", " or ".join(driving))
+    # Ties (the same words matched) go to the memory with fewer distinct words: one about those words rather than
+    # mentioning them among others. Cover density (ts_rank_cd) ordered them as well and cost 45% of the query.
+    breadth = func.length(Memory.search_tsv)
     query = where.apply(select(Memory.id, matched.label("matched")))
     if pending_only or among is not None:
         # Few rows, read by their own index (partial on pending, or the primary key).
@@ -150,5 +176,5 @@ def text_matches(
     else:
         # Through the GIN index (migration 0006: under RLS a plain `@@` condition reads the whole table).
         query = query.where(Memory.id.in_(select(func.memsvc_text_candidates(any_driver))))
-    rows: Any = db.execute(query.order_by(matched.desc(), density.desc(), Memory.seq).limit(limit))
+    rows: Any = db.execute(query.order_by(matched.desc(), breadth, Memory.seq).limit(limit))
     return [(memory_id, min(1.0, float(m) / total)) for memory_id, m in rows]

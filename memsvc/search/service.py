@@ -253,12 +253,12 @@ def search(
         )
 
     candidates = _fuse(rankings, options.weights)
-    found = repository.memories_by_id(db, tenant_id, list(candidates))
-    candidates = {i: c for i, c in candidates.items() if i in found}
+    facts = repository.ranking_facts(db, tenant_id, list(candidates))
+    candidates = {i: c for i, c in candidates.items() if i in facts}
     if ranker is not None:
         _complete(candidates, ranker, need_vectors=options.diversity > 0)
     if "entity" in rankings:
-        _rerank_entities(candidates, found, terms, options.weights)
+        _rerank_entities(candidates, facts, terms, options.weights)
     if hybrid and options.fusion == "relevance" and ranker is not None:
         if words is not None:
             _complete_lexical(db, where, words, candidates)
@@ -267,10 +267,10 @@ def search(
     if half_life is None and hybrid and options.parse_time and asks_about_present(request.query):
         half_life = PRESENT_HALF_LIFE_DAYS
     if half_life is not None:
-        _weigh_recency(candidates, found, now, half_life)
-    ordered = sorted(candidates.values(), key=lambda c: (-c.fused, found[c.memory_id].seq))
+        _weigh_recency(candidates, facts, now, half_life)
+    ordered = sorted(candidates.values(), key=lambda c: (-c.fused, facts[c.memory_id].seq))
     if reranker is not None:
-        ordered = _reranked(ordered, found, request.query, reranker, request.top_k)
+        ordered = _reranked(db, tenant_id, ordered, request.query, reranker, request.top_k)
     if options.diversity > 0:
         ordered = _diversified(ordered, options.diversity, request.top_k)
     top = ordered[: request.top_k]
@@ -286,7 +286,7 @@ def search(
     if options.min_score is not None:
         top = [c for c in top if relevance[c.memory_id] >= options.min_score]
     return SearchResponse(
-        hits=_hits(db, tenant_id, top, found, relevance, request),
+        hits=_hits(db, tenant_id, top, relevance, request),
         no_confident_memory=not confident,
         time_window=TimeWindow(text=window.text, start=window.start, end=window.end) if window else None,
         mode=options.mode,
@@ -448,36 +448,44 @@ def _fuse_by_relevance(candidates: dict[uuid.UUID, Candidate], weights: FusionWe
 
 
 def _rerank_entities(
-    candidates: dict[uuid.UUID, Candidate], found: dict[uuid.UUID, Memory], terms: list[str], weights: FusionWeights
+    candidates: dict[uuid.UUID, Candidate],
+    facts: dict[uuid.UUID, repository.RankingFacts],
+    terms: list[str],
+    weights: FusionWeights,
 ) -> None:
     """The entity ranking, ordered by how many of the query's entities a memory names, then by similarity."""
     wanted = set(terms)
     named = [c for c in candidates.values() if "entity" in c.ranks]
-    named.sort(key=lambda c: (-len(wanted.intersection(found[c.memory_id].entities)), -(c.dense or 0.0)))
+    named.sort(key=lambda c: (-len(wanted.intersection(facts[c.memory_id].entities)), -(c.dense or 0.0)))
     for rank, candidate in enumerate(named):
         candidate.ranks["entity"] = rank
         candidate.fused = _rrf(candidate.ranks, weights)
 
 
 def _weigh_recency(
-    candidates: dict[uuid.UUID, Candidate], found: dict[uuid.UUID, Memory], now: datetime, half_life_days: float
+    candidates: dict[uuid.UUID, Candidate],
+    facts: dict[uuid.UUID, repository.RankingFacts],
+    now: datetime,
+    half_life_days: float,
 ) -> None:
     """Scale fused scores by 1/2 + 1/2·2^(-age/half-life): recent memories first among equals, old ones never
     below half."""
     for candidate in candidates.values():
-        age_days = max(0.0, (now - found[candidate.memory_id].occurred_at).total_seconds() / 86400)
+        age_days = max(0.0, (now - facts[candidate.memory_id].occurred_at).total_seconds() / 86400)
         candidate.fused *= 0.5 + 0.5 * math.pow(2.0, -age_days / half_life_days)
 
 
 def _reranked(
-    ordered: list[Candidate], found: dict[uuid.UUID, Memory], query: str, reranker: Reranker, top_k: int
+    db: Session, tenant_id: uuid.UUID, ordered: list[Candidate], query: str, reranker: Reranker, top_k: int
 ) -> list[Candidate]:
     """The best fused candidates in the cross-encoder's order, the rest after them as they were."""
-    head = ordered[: max(RERANK_MIN_CANDIDATES, 3 * top_k)]
-    scores = reranker.score(query, [memories.embedding_text(found[c.memory_id]) for c in head])
+    depth = max(RERANK_MIN_CANDIDATES, 3 * top_k)
+    stored = repository.memories_by_id(db, tenant_id, [c.memory_id for c in ordered[:depth]])
+    head = [c for c in ordered[:depth] if c.memory_id in stored]  # less any deleted since they were ranked
+    scores = reranker.score(query, [memories.embedding_text(stored[c.memory_id]) for c in head])
     for candidate, score in zip(head, scores, strict=True):
         candidate.rerank = float(score)
-    return sorted(head, key=lambda c: -(c.rerank or 0.0)) + ordered[len(head) :]
+    return sorted(head, key=lambda c: -(c.rerank or 0.0)) + ordered[depth:]
 
 
 def _diversified(ordered: list[Candidate], diversity: float, top_k: int) -> list[Candidate]:
@@ -513,10 +521,11 @@ def _hits(
     db: Session,
     tenant_id: uuid.UUID,
     top: list[Candidate],
-    found: dict[uuid.UUID, Memory],
     relevance: dict[uuid.UUID, float],
     request: SearchRequest,
 ) -> list[SearchHit]:
+    found = repository.memories_by_id(db, tenant_id, [c.memory_id for c in top])
+    top = [c for c in top if c.memory_id in found]  # less any deleted since they were ranked
     hits = [found[c.memory_id] for c in top]
     context = _dialogue_context(db, tenant_id, hits, request.context_window)
     public = memories.to_public(db, tenant_id, hits + [turn for turns in context for turn in turns])
