@@ -1,5 +1,6 @@
-"""Dense vector search in SQL: pgvector HNSW, one index per embedding space, over float vectors (cosine) or the
-sign bits of byte codes (Hamming)."""
+"""Search in SQL: nearest vectors (pgvector HNSW, one index per embedding space, over float vectors by cosine or
+the sign bits of byte codes by Hamming; or an exact scan of a small filtered set), full-text matches weighted by
+word, and what ranking reads of its candidates."""
 
 import uuid
 from dataclasses import dataclass
@@ -20,26 +21,20 @@ MAX_EF_SEARCH = 1000
 
 
 def nearest(
-    db: Session, where: MemoryFilter, space: EmbeddingSpace, encoding: SpaceEncoding, query: np.ndarray, limit: int
+    db: Session,
+    where: MemoryFilter,
+    space: EmbeddingSpace,
+    encoding: SpaceEncoding,
+    query: np.ndarray,
+    limit: int,
+    *,
+    exact: bool = False,
 ) -> list[tuple[uuid.UUID, Any]]:
-    """The `limit` memories (among those `where` selects) nearest to `query` (in the space's coordinates) by the
-    space's HNSW index, best first, as (id, index distance) for float storages and (id, stored code) for byte
-    codes, whose candidates the caller rescores."""
-    # Iterative index scans keep reading the HNSW graph until enough rows pass the tenant/scope filters
-    # (pgvector >= 0.8); relaxed order is restored by the outer ORDER BY (or by rescoring).
-    # pgvector's default ef_search (40) found 91% of the true top 10 at 100k memories
-    # (bench/results/quantization-ef.md); a wider search costs a few ms. ef_search tops out at 1000; past it the
-    # iterative scan keeps going until `limit` rows are found. Both settings last until the transaction ends.
-    ef_search = min(MAX_EF_SEARCH, max(MIN_EF_SEARCH, 2 * limit))
-    db.execute(
-        text(
-            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', :ef, true)"
-        ),
-        {"ef": str(ef_search)},
-    )
+    """The `limit` memories (among those `where` selects) nearest to `query` (in the space's coordinates), best
+    first, as (id, distance) for float storages and (id, stored code) for byte codes, whose candidates the caller
+    rescores: by the space's HNSW index, or, `exact`, by scoring every selected memory in the database (for a
+    small filtered set, which a filtered index scan may cut short or read deep for)."""
     k = encoding.index_dim
-    # Each space's index is a partial index on this expression: the planner matches it only against the same
-    # expression and a literal space id (a bound parameter would not prove the index predicate).
     distance: Any
     if encoding.column == "embedding":
         distance = cast(MemoryEmbedding.embedding, HALFVEC(k)).cosine_distance(query)
@@ -49,7 +44,25 @@ def nearest(
         bits = "".join("1" if value > 0 else "0" for value in query)
         sign_bits = cast(func.memsvc_sign_bits(MemoryEmbedding.codes, literal_column(str(k))), BIT(k))
         distance = sign_bits.op("<~>")(cast(bits, BIT(k)))
+    if exact:
+        distance = distance + literal(0.0)  # not the indexed expression: the planner reads the selection and sorts
+    else:
+        # Iterative index scans keep reading the HNSW graph until enough rows pass the tenant/scope filters
+        # (pgvector >= 0.8); relaxed order is restored by the outer ORDER BY (or by rescoring). pgvector's default
+        # ef_search (40) found 91% of the true top 10 at 100k memories (bench/results/quantization-ef.md); a
+        # wider search costs a few ms. ef_search tops out at 1000; past it the iterative scan keeps going until
+        # `limit` rows are found. Both settings last until the transaction ends.
+        ef_search = min(MAX_EF_SEARCH, max(MIN_EF_SEARCH, 2 * limit))
+        db.execute(
+            text(
+                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                "set_config('hnsw.ef_search', :ef, true)"
+            ),
+            {"ef": str(ef_search)},
+        )
     payload = distance.label("distance") if encoding.column != "codes" else MemoryEmbedding.codes
+    # Each space's index is a partial index on the distance expression: the planner matches it only against the
+    # same expression and a literal space id (a bound parameter would not prove the index predicate).
     candidates = (
         where.apply(select(MemoryEmbedding.memory_id, payload).join(Memory, Memory.id == MemoryEmbedding.memory_id))
         .where(
@@ -60,23 +73,6 @@ def nearest(
         .limit(limit)
     )
     return [(memory_id, value) for memory_id, value in db.execute(candidates)]
-
-
-def stored_vectors(
-    db: Session, where: MemoryFilter, space: EmbeddingSpace, encoding: SpaceEncoding, limit: int
-) -> list[tuple[uuid.UUID, Any]]:
-    """The stored values (in the space's column) of up to `limit` memories `where` selects: small filtered sets
-    are scored exactly rather than through the index."""
-    rows = db.execute(
-        where.apply(
-            select(MemoryEmbedding.memory_id, getattr(MemoryEmbedding, encoding.column)).join(
-                Memory, Memory.id == MemoryEmbedding.memory_id
-            )
-        )
-        .where(MemoryEmbedding.space_id == space.id, MemoryEmbedding.tenant_id == where.tenant_id)
-        .limit(limit)
-    )
-    return [(memory_id, value) for memory_id, value in rows]
 
 
 def vectors_of(

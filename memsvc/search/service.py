@@ -48,9 +48,9 @@ from memsvc.search.timeparse import asks_about_present, parse_time_window
 RRF_K = 60  # the usual constant: ranks past a few dozen contribute about equally
 MIN_CANDIDATES = 50  # per source
 MAX_CANDIDATES = 200
-# A filtered set this small is scored exactly (its stored vectors, in numpy) rather than through the HNSW index,
-# whose filtered scans stop short on very selective filters and read deep on selective ones: a month of 100,000
-# memories (2,500) took 33-43 ms through the index, 10 ms exactly.
+# A filtered set this small is scored exactly, in the database, rather than through the HNSW index, whose
+# filtered scans stop short on very selective filters and read deep on selective ones: a month of 100,000
+# memories (2,500) took 33-43 ms through the index, 10 ms fetched and scored in numpy.
 EXACT_SCAN_LIMIT = 5000
 # A query about the present ("where does she live now?") favours newer memories this much, so the latest of
 # several versions of a fact comes first.
@@ -132,22 +132,20 @@ class DenseRanker:
         self.query, self.oversample = query, oversample
 
     def nearest(self, where: MemoryFilter, limit: int, *, filtered: bool, top_k: int) -> list[tuple[uuid.UUID, float]]:
-        """Up to `limit` (memory, similarity), best first. Byte codes: the Hamming index gives `top_k × oversample`
-        candidates (at least `limit`) for exact rescoring: the oversampling measured to match float32 on the top
-        hits; the deeper ranks only feed the fusion."""
+        """Up to `limit` (memory, similarity), best first. Byte codes: the Hamming index (or, for a small filtered
+        set, an exact Hamming scan) gives `top_k × oversample` candidates (at least `limit`) for exact rescoring:
+        the oversampling measured to match float32 on the top hits; the deeper ranks only feed the fusion."""
+        exact = False
         if filtered:
             selected = repository.count_upto(self.db, where, EXACT_SCAN_LIMIT + 1)
             if selected == 0:
                 return []
-            if selected <= EXACT_SCAN_LIMIT:
-                stored = repository.stored_vectors(self.db, where, self.space, self.encoding, EXACT_SCAN_LIMIT)
-                return _best(self._similarities(stored), limit)
-        profile = self.encoding.profile
+            exact = selected <= EXACT_SCAN_LIMIT
         if self.encoding.column != "codes":
-            rows = repository.nearest(self.db, where, self.space, self.encoding, self.query, limit)
+            rows = repository.nearest(self.db, where, self.space, self.encoding, self.query, limit, exact=exact)
             return [(memory_id, 1.0 - float(distance)) for memory_id, distance in rows]
-        candidates = max(limit, top_k * self.oversample) if profile.rescored else limit
-        rows = repository.nearest(self.db, where, self.space, self.encoding, self.query, candidates)
+        candidates = max(limit, top_k * self.oversample) if self.encoding.profile.rescored else limit
+        rows = repository.nearest(self.db, where, self.space, self.encoding, self.query, candidates, exact=exact)
         return _best(self._similarities(rows), limit)
 
     def vectors(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[float, np.ndarray]]:
