@@ -123,10 +123,11 @@ def memories_by_id(db: Session, tenant_id: uuid.UUID, ids: list[uuid.UUID]) -> d
 def word_frequencies(
     db: Session, where: MemoryFilter, words: list[str], sample: int
 ) -> tuple[int, list[int | None], float]:
-    """Document frequencies in a sample: how many of (up to) `sample` memories `where` selects were read, how many
-    of those contain each word (after stemming), None for a word the text search drops (a stopword); and the
-    planner's estimate of the memories table's rows (all tenants; -1 before the table was first analyzed)."""
-    sampled = where.apply(select(Memory.search_tsv.label("tsv"))).limit(sample).subquery()
+    """Document frequencies in a sample, the newest `sample` memories `where` selects (a fixed sample, so the same
+    store ranks the same way every time): how many were read, how many of those contain each word (after
+    stemming), None for a word the text search drops (a stopword); and the planner's estimate of the memories
+    table's rows (all tenants; -1 before the table was first analyzed)."""
+    sampled = where.apply(select(Memory.search_tsv.label("tsv"))).order_by(Memory.seq.desc()).limit(sample).subquery()
     queries = [func.websearch_to_tsquery("english", word) for word in words]
     counts = [func.count().filter(sampled.c.tsv.bool_op("@@")(query)) for query in queries]
     lexemes = [func.numnode(query) for query in queries]  # 0: nothing left after stopwords
