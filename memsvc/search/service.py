@@ -274,10 +274,7 @@ def search(
     top = ordered[: request.top_k]
     if options.mode == "dense" and words is not None:
         # Not a ranking here, but the calibrated score reads how well the words match, whatever the mode.
-        among = [c.memory_id for c in top]
-        shares = dict(repository.text_matches(db, where, words.weighted, len(top), among=among))
-        for candidate in top:
-            candidate.lexical = shares.get(candidate.memory_id)
+        _complete_lexical(db, where, words, {c.memory_id: c for c in top})
     relevance = {c.memory_id: MINILM.relevance(c.dense, c.lexical) for c in top}
     bar = options.min_score if options.min_score is not None else CONFIDENCE_BAR
     confident = any(score >= bar for score in relevance.values())
