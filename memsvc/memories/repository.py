@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import AliasedClass
 
 from memsvc.models import Memory, MemoryLink, MemoryVersion
 
@@ -30,31 +31,32 @@ class MemoryFilter:
     entities: Sequence[str] = ()  # names all of these (normalized entity forms)
     mentions_any: Sequence[str] = ()  # names at least one of these
 
-    def apply(self, query: Select[Any]) -> Select[Any]:
-        query = query.where(Memory.tenant_id == self.tenant_id)
+    def apply(self, query: Select[Any], memory: "type[Memory] | AliasedClass[Memory]" = Memory) -> Select[Any]:
+        """`query` narrowed to these memories, as rows of `memory` (the table, or rows of it read otherwise)."""
+        query = query.where(memory.tenant_id == self.tenant_id)
         if self.user_id is not None:
-            query = query.where(Memory.user_id == self.user_id)
+            query = query.where(memory.user_id == self.user_id)
         if self.agent_id is not None:
-            query = query.where(Memory.agent_id == self.agent_id)
+            query = query.where(memory.agent_id == self.agent_id)
         if self.session_id is not None:
-            query = query.where(Memory.session_id == self.session_id)
+            query = query.where(memory.session_id == self.session_id)
         if self.types:
-            query = query.where(Memory.type.in_(list(self.types)))
+            query = query.where(memory.type.in_(list(self.types)))
         if self.occurred_after is not None:
-            query = query.where(Memory.occurred_at >= self.occurred_after)
+            query = query.where(memory.occurred_at >= self.occurred_after)
         if self.occurred_before is not None:
-            query = query.where(Memory.occurred_at < self.occurred_before)
+            query = query.where(memory.occurred_at < self.occurred_before)
         if self.metadata:
-            query = query.where(Memory.metadata_.contains(self.metadata))
+            query = query.where(memory.metadata_.contains(self.metadata))
         if self.valid_at is not None:
             query = query.where(
-                (Memory.valid_from.is_(None) | (Memory.valid_from <= self.valid_at))
-                & (Memory.valid_to.is_(None) | (Memory.valid_to > self.valid_at))
+                (memory.valid_from.is_(None) | (memory.valid_from <= self.valid_at))
+                & (memory.valid_to.is_(None) | (memory.valid_to > self.valid_at))
             )
         if self.entities:
-            query = query.where(Memory.entities.contains(list(self.entities)))
+            query = query.where(memory.entities.contains(list(self.entities)))
         if self.mentions_any:
-            query = query.where(Memory.entities.overlap(list(self.mentions_any)))
+            query = query.where(memory.entities.overlap(list(self.mentions_any)))
         return query
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 from pgvector.sqlalchemy import BIT, HALFVEC, VECTOR
-from sqlalchemy import Integer, cast, func, literal, literal_column, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Integer, cast, column, func, literal, literal_column, select, text
+from sqlalchemy.orm import Session, aliased
 
 from memsvc.embeddings.encoding import SpaceEncoding
 from memsvc.memories.repository import MemoryFilter
@@ -150,28 +150,33 @@ def text_matches(
 ) -> list[tuple[uuid.UUID, float]]:
     """Memories whose indexed text (content, speaker, title, trigger, steps) contains any of the `drivers` (all the
     words when None), best first by the summed weights (IDF) of all the words they contain, then by fewest distinct
-    words; with the share of the total weight matched, in [0, 1]."""
-    queries = [(func.websearch_to_tsquery("english", word), weight) for word, weight in weighted_words]
-    total = sum(weight for _, weight in weighted_words) or 1.0
-    matched: Any = sum(
-        (cast(Memory.search_tsv.bool_op("@@")(q), Integer) * literal(weight) for q, weight in queries), literal(0.0)
-    )
+    words; with the share of the total weight matched, in [0, 1]. With drivers, their matches are read through the
+    text index; without, the memories `where` selects (few: a user's, say) or `among` are read and matched."""
     # websearch syntax never fails to parse: user text cannot produce a tsquery syntax error.
     driving = drivers if drivers is not None else [word for word, _ in weighted_words]
     any_driver = func.websearch_to_tsquery("english", " or ".join(driving))
+    rows: Any = Memory
+    if drivers is not None and among is None:
+        # The tenant's rows matching through the GIN index (migration 0007: under RLS a plain `@@` condition
+        # reads the whole table).
+        rows = aliased(Memory, func.memsvc_text_rows(any_driver).table_valued(*_MEMORY_COLUMNS), adapt_on_names=True)
+    queries = [(func.websearch_to_tsquery("english", word), weight) for word, weight in weighted_words]
+    total = sum(weight for _, weight in weighted_words) or 1.0
+    matched: Any = sum(
+        (cast(rows.search_tsv.bool_op("@@")(q), Integer) * literal(weight) for q, weight in queries), literal(0.0)
+    )
     # Ties (the same words matched) go to the memory with fewer distinct words: one about those words rather than
     # mentioning them among others. Cover density (ts_rank_cd) ordered them as well and cost 45% of the query.
-    breadth = func.length(Memory.search_tsv)
-    query = where.apply(select(Memory.id, matched.label("matched")))
-    if pending_only or among is not None:
-        # Few rows, read by their own index (partial on pending, or the primary key).
+    breadth = func.length(rows.search_tsv)
+    query = where.apply(select(rows.id, matched.label("matched")), rows)
+    if rows is Memory:
         query = query.where(Memory.search_tsv.bool_op("@@")(any_driver))
-        if pending_only:
-            query = query.where(Memory.embedding_status == "pending")
-        if among is not None:
-            query = query.where(Memory.id.in_(among))
-    else:
-        # Through the GIN index (migration 0006: under RLS a plain `@@` condition reads the whole table).
-        query = query.where(Memory.id.in_(select(func.memsvc_text_candidates(any_driver))))
-    rows: Any = db.execute(query.order_by(matched.desc(), breadth, Memory.seq).limit(limit))
-    return [(memory_id, min(1.0, float(m) / total)) for memory_id, m in rows]
+    if pending_only:
+        query = query.where(rows.embedding_status == "pending")  # a few, by their partial index
+    if among is not None:
+        query = query.where(rows.id.in_(among))
+    found: Any = db.execute(query.order_by(matched.desc(), breadth, rows.seq).limit(limit))
+    return [(memory_id, min(1.0, float(m) / total)) for memory_id, m in found]
+
+
+_MEMORY_COLUMNS = [column(c.name, c.type) for c in Memory.__table__.columns]

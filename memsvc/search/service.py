@@ -328,10 +328,11 @@ def _query_words(query: str) -> list[str]:
 @dataclass(frozen=True)
 class QueryWords:
     """The query's words that rank memories, with their inverse document frequency (BM25's), and the rarest of
-    them, whose matches are the lexical candidates."""
+    them, whose matches are the lexical candidates: None when the memories searched are few enough that every
+    one containing any of the words is scored (read through the filters' own indexes, not the text index)."""
 
     weighted: list[tuple[str, float]]
-    drivers: list[str]
+    drivers: list[str] | None
 
 
 def _weigh_words(db: Session, where: MemoryFilter, query: str) -> QueryWords | None:
@@ -345,8 +346,6 @@ def _weigh_words(db: Session, where: MemoryFilter, query: str) -> QueryWords | N
     if not words:
         return None
     sampled, frequencies, table_rows = repository.word_frequencies(db, where, words, IDF_SAMPLE)
-    # A sample smaller than asked is the whole selection; otherwise the table's size bounds the selection's.
-    searched = sampled if sampled < IDF_SAMPLE else max(float(sampled), table_rows)
     kept = [
         (word, df, math.log(1 + (sampled - df + 0.5) / (df + 0.5)))
         for word, df in zip(words, frequencies, strict=True)
@@ -355,14 +354,19 @@ def _weigh_words(db: Session, where: MemoryFilter, query: str) -> QueryWords | N
     kept = [(word, df, idf) for word, df, idf in kept if idf >= MIN_IDF]
     if not kept:
         return None
+    weighted = [(word, idf) for word, _, idf in kept]
+    if sampled < IDF_SAMPLE:
+        # The sample is the whole selection: a user's or a session's memories, say. The text index would
+        # return the matches of the whole tenant, to be filtered down to these.
+        return QueryWords(weighted=weighted, drivers=None)
     drivers: list[str] = []
     expected = 0.0
     for word, df, _ in sorted(kept, key=lambda entry: entry[1]):
-        expected += df / max(sampled, 1) * searched
+        expected += df / sampled * max(float(sampled), table_rows)  # the table's size bounds the selection's
         if drivers and expected > LEXICAL_SCAN_BUDGET:
             break
         drivers.append(word)
-    return QueryWords(weighted=[(word, idf) for word, _, idf in kept], drivers=drivers)
+    return QueryWords(weighted=weighted, drivers=drivers)
 
 
 def _narrowed(where: MemoryFilter) -> bool:

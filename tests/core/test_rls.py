@@ -199,10 +199,10 @@ def test_tenant_context_set_by_the_app_is_transaction_local(client, tenant):
 
 
 def test_text_candidates_function_returns_only_the_tenant_in_context(client, database_url, tenant, other_tenant):
-    # A definer function (migration 0006) reads the full-text index past RLS: it must scope itself.
+    # A definer function (migration 0007) reads the full-text index past RLS: it must scope itself.
     ours = add_memories(client, tenant, {"content": "Pelicans nest on the island."})
     theirs = add_memories(client, other_tenant, {"content": "Pelicans fish at dawn."})
-    candidates = "SELECT memsvc_text_candidates(websearch_to_tsquery('english', 'pelicans'))"
+    candidates = "SELECT id FROM memsvc_text_rows(websearch_to_tsquery('english', 'pelicans'))"
 
     with app_role_connection(database_url, tenant.id) as conn:
         assert {str(row[0]) for row in conn.execute(candidates)} == set(ours)

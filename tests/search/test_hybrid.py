@@ -274,15 +274,17 @@ def test_lexical_candidates_come_from_the_rarest_words_but_every_word_scores(cli
     stored = add_memories(client, tenant, *common, *other, *rare)
     query = "meeting ornithologist"
 
-    # Budget for one memory: only the rarer word finds candidates; the one with both words ranks first.
+    # A word-frequency sample short of the whole store: candidates come through the text index, from the rarest
+    # words within the budget. Budget for one memory: only the rarer word; the memory with both ranks first.
+    monkeypatch.setattr(service, "IDF_SAMPLE", 10)
     monkeypatch.setattr(service, "LEXICAL_SCAN_BUDGET", 1)
     pruned = search(client, tenant, query=query, mode="lexical", top_k=20)
     assert ids(pruned) == stored[12:]
     assert pruned["hits"][0]["scores"]["lexical"] == pytest.approx(1.0)
     assert 0 < pruned["hits"][1]["scores"]["lexical"] < 1
 
-    # Room for all: memories with only the common word follow.
-    monkeypatch.setattr(service, "LEXICAL_SCAN_BUDGET", 1000)
+    # A store the sample covers whole is scored whole: memories with only the common word follow.
+    monkeypatch.setattr(service, "IDF_SAMPLE", 1000)
     everything = search(client, tenant, query=query, mode="lexical", top_k=20)
     assert ids(everything)[:2] == stored[12:] and set(ids(everything)) == set(stored[:6] + stored[12:])
 
