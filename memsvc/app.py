@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from memsvc import __version__
+from memsvc.consolidation.router import router as consolidation_router
 from memsvc.core.body_limit import BodySizeLimitMiddleware
 from memsvc.core.db import make_engine, make_session_factory, pgvector_version, require_pgvector
 from memsvc.core.errors import install_error_handlers, serve_problem_schemas_as_problem_json
@@ -80,7 +81,7 @@ def create_app(settings: Settings, database_url: str, embedder: Embedder | None 
             return
         space_id, reembedding = adopt_configured_space(app.state.session_factory, model_config())
         for tenant_id, job_id in reembedding:
-            enqueue_after_commit(app.state.dispatcher, tenant_id, job_id)
+            enqueue_after_commit(app.state.dispatcher, tenant_id, job_id, "reembed")
         app.state.embedding_space_id = space_id
 
     def model_config() -> ModelConfig:
@@ -104,6 +105,15 @@ def create_app(settings: Settings, database_url: str, embedder: Embedder | None 
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    for router in (health_router, tenants_router, memories_router, jobs_router, search_router, portability_router):
+    routers = (
+        health_router,
+        tenants_router,
+        memories_router,
+        jobs_router,
+        search_router,
+        consolidation_router,
+        portability_router,
+    )
+    for router in routers:
         app.include_router(router)
     return app

@@ -17,8 +17,7 @@ from memsvc.core.embedded import resolve_database_url
 from memsvc.core.settings import get_settings
 from memsvc.embeddings import service as embeddings
 from memsvc.embeddings.embedder import get_embedder_pool
-from memsvc.jobs.dispatch import EMBED_TASK, CeleryDispatcher, lower_cpu_priority, sweep
-from memsvc.memories.service import IndexingContext
+from memsvc.jobs.dispatch import CONSOLIDATE_TASK, EMBED_TASK, CeleryDispatcher, lower_cpu_priority, run_job, sweep
 from workers.app import celery_app
 
 log = logging.getLogger(__name__)
@@ -63,14 +62,26 @@ def job_task(name: str, queue: str) -> Callable[[Callable[..., Any]], Any]:
 
 @job_task(EMBED_TASK, queue="embed")
 def embed_job(tenant_id: str, job_id: str) -> None:
-    embeddings.run_job(
+    """An embed or reembed job (run_job reads which)."""
+    run_job(
         session_factory(),
         uuid.UUID(tenant_id),
         uuid.UUID(job_id),
+        "embed",
         get_embedder_pool().for_space,
-        get_settings().embedding_claim_size,
-        embeddings.FitSampling.of(get_settings()),
-        IndexingContext.of(get_settings()),
+        get_settings(),
+    )
+
+
+@job_task(CONSOLIDATE_TASK, queue="consolidate")
+def consolidate_job(tenant_id: str, job_id: str) -> None:
+    run_job(
+        session_factory(),
+        uuid.UUID(tenant_id),
+        uuid.UUID(job_id),
+        "consolidate",
+        get_embedder_pool().for_space,
+        get_settings(),
     )
 
 

@@ -81,6 +81,27 @@ class Settings(BaseSettings):
         "ms-marco cross-encoder; unset = reranking unavailable.",
     )
 
+    consolidation_backend: str = Field(
+        default="extractive",
+        description="How consolidation writes summaries and facts when a request names no backend: extractive "
+        "(no language model; always available).",
+    )
+    consolidation_segment_items: int = Field(
+        default=24, ge=2, le=500, description="Consolidation: most memories of history in one segment (HMT's L)."
+    )
+    consolidation_segment_tokens: int = Field(
+        default=1024, ge=32, le=32768, description="Consolidation: most words of history in one segment."
+    )
+    consolidation_sensory_items: int = Field(
+        default=2, ge=0, le=50, description="Consolidation: the previous segment's last memories read with the next."
+    )
+    consolidation_recall_cache: int = Field(
+        default=300, ge=0, le=10000, description="Consolidation: earlier segment embeddings memory recall attends over."
+    )
+    consolidation_recall_top: int = Field(
+        default=3, ge=0, le=50, description="Consolidation: earlier summaries recalled to condition each segment's."
+    )
+
     broker_url: str | None = Field(
         default=None,
         description="Celery broker (redis://...) of `memsvc worker`; unset = a worker thread in the API process.",

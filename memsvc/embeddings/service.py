@@ -180,7 +180,7 @@ def run_job(
             factory, tenant_id, job, job.embedding_space_id, embedder_for, claim_size, sampling, indexing
         )
     else:
-        written = _embed_pending(factory, tenant_id, job_id, embedder_for, claim_size, indexing)
+        written = embed_pending(factory, tenant_id, job_id, embedder_for, claim_size, indexing)
     log.info("%s job %s: wrote %d vectors", job.kind, job_id, written)
     return written
 
@@ -214,7 +214,7 @@ def space_of(db: Session, space_id: int) -> EmbeddingSpace:
     return space
 
 
-def _embed_pending(
+def embed_pending(
     factory: sessionmaker[Session],
     tenant_id: uuid.UUID,
     job_id: uuid.UUID,

@@ -10,8 +10,14 @@ from sqlalchemy.orm import Session
 from memsvc.models import Job, Memory
 
 
-def add(db: Session, tenant_id: uuid.UUID, kind: str, embedding_space_id: int | None = None) -> Job:
-    job = Job(id=uuid.uuid4(), tenant_id=tenant_id, kind=kind, embedding_space_id=embedding_space_id)
+def add(
+    db: Session,
+    tenant_id: uuid.UUID,
+    kind: str,
+    embedding_space_id: int | None = None,
+    params: dict[str, Any] | None = None,
+) -> Job:
+    job = Job(id=uuid.uuid4(), tenant_id=tenant_id, kind=kind, embedding_space_id=embedding_space_id, params=params)
     db.add(job)
     db.flush()
     return job
@@ -63,13 +69,14 @@ def start_attempt(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job |
 
 
 def finish_if_nothing_pending(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> bool:
-    """Mark an embed job done if none of its memories is pending any more; tells whether it was."""
+    """Mark an embed job done if none of its memories is pending any more; tells whether it was. (A consolidation
+    job also embeds what it writes, but it is done only when the whole run is: it says so itself.)"""
     pending = select(Memory.id).where(
         Memory.tenant_id == tenant_id, Memory.job_id == job_id, Memory.embedding_status == "pending"
     )
     result = db.execute(
         update(Job)
-        .where(Job.tenant_id == tenant_id, Job.id == job_id, ~pending.exists())
+        .where(Job.tenant_id == tenant_id, Job.id == job_id, Job.kind == "embed", ~pending.exists())
         .values(status="done", error=None, updated_at=func.now())
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -109,10 +116,19 @@ def fail_pending(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID, error: st
     )
 
 
-def unfinished_jobs(db: Session, older_than: timedelta) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """(tenant, job) pairs with memories still pending after `older_than`, across all tenants."""
-    rows: Any = db.execute(text("SELECT tenant_id, job_id FROM memsvc_unfinished_jobs(:age)"), {"age": older_than})
-    return [(tenant_id, job_id) for tenant_id, job_id in rows]
+def stale_jobs(db: Session, older_than: timedelta) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
+    """(tenant, job, kind) of the jobs, across all tenants, with memories still pending after `older_than`, or
+    (re-embedding, consolidation) still queued or running without progress for that long."""
+    rows: Any = db.execute(text("SELECT tenant_id, job_id, kind FROM memsvc_stale_jobs(:age)"), {"age": older_than})
+    return [(tenant_id, job_id, kind) for tenant_id, job_id, kind in rows]
+
+
+def finish(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID, result: dict[str, Any]) -> None:
+    db.execute(
+        update(Job)
+        .where(Job.tenant_id == tenant_id, Job.id == job_id)
+        .values(status="done", error=None, result=result, updated_at=func.now())
+    )
 
 
 def recent(db: Session, tenant_id: uuid.UUID, kind: str | None, status: str | None, limit: int) -> list[Job]:

@@ -1,6 +1,7 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -15,6 +16,7 @@ class JobStatus(StrEnum):
 class JobKind(StrEnum):
     embed = "embed"
     reembed = "reembed"
+    consolidate = "consolidate"
 
 
 class ItemError(BaseModel):
@@ -32,7 +34,8 @@ class JobPublic(BaseModel):
     id: uuid.UUID = Field(description="Job id, as returned by the write that created it.")
     kind: JobKind = Field(
         description="embed: memories just written or changed. reembed: all memories, into a newly configured "
-        "embedding model or storage profile; search switches to it when the job is done."
+        "embedding model or storage profile; search switches to it when the job is done. consolidate: a scope's "
+        "history into summaries and facts (the memories it counts are the ones it wrote)."
     )
     status: JobStatus = Field(description="queued, running, done, or failed (retries exhausted; see errors).")
     total: int = Field(description="Memories this job covers (ones deleted since are no longer counted).")
@@ -44,6 +47,12 @@ class JobPublic(BaseModel):
     errors: list[ItemError] = Field(description="Per-memory errors (first 100).")
     embedding_space: EmbeddingSpacePublic | None = Field(
         default=None, description="reembed: the model configuration being filled in."
+    )
+    params: dict[str, Any] | None = Field(default=None, description="consolidate: the scope and backend asked for.")
+    result: dict[str, Any] | None = Field(
+        default=None,
+        description="consolidate, when done: segments consolidated and skipped (already done), memories written, "
+        "generated sentences rejected as unsupported by their sources, tokens in and out, wall time.",
     )
     created_at: datetime = Field(description="When the job was created.")
     updated_at: datetime = Field(description="Last change of the job's state.")

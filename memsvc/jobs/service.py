@@ -32,7 +32,9 @@ def _public(db: Session, job: Job) -> JobPublic:
     if job.kind == JobKind.reembed:
         return _reembed_public(db, job)
     counts = repository.item_counts(db, job.tenant_id, job.id)
-    if job.status == JobStatus.failed:
+    if job.kind == JobKind.consolidate:
+        status = JobStatus(job.status)  # its memories are written as it goes: only the worker knows the end
+    elif job.status == JobStatus.failed:
         status = JobStatus.failed
     elif counts["pending"] == 0:
         status = JobStatus.failed if counts["failed"] else JobStatus.done
@@ -77,6 +79,8 @@ def _job_public(
         error=job.error,
         errors=errors,
         embedding_space=space,
+        params=job.params,
+        result=job.result,
         created_at=job.created_at,
         updated_at=job.updated_at,
     )

@@ -1,7 +1,7 @@
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
@@ -170,6 +170,9 @@ class MemoryUpdate(_ValidityMixin):
         return self
 
 
+ConsolidationLevel = Literal["segment", "session", "profile", "fact"]
+
+
 class MemoryPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -205,6 +208,11 @@ class MemoryPublic(BaseModel):
     )
     job_id: uuid.UUID | None = Field(default=None, description="Job that embeds (or last embedded) this memory.")
     source_ids: list[uuid.UUID] = Field(default_factory=list, description="Evidence this memory came from.")
+    consolidation_level: ConsolidationLevel | None = Field(
+        default=None,
+        description="Set on what consolidation wrote: segment, session or profile (a summary) or fact; null on "
+        "what a client wrote.",
+    )
 
 
 class MemoryList(BaseModel):

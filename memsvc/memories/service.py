@@ -219,9 +219,17 @@ def to_public(db: Session, tenant_id: uuid.UUID, memories: Sequence[Memory]) -> 
     ]
 
 
-def create_memories(db: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCreate]) -> WriteResponse:
-    """Store memories as pending under a new embed job (enqueue it after commit); exact duplicates in the same
-    scope return the existing id instead of a new row."""
+def create_memories(
+    db: Session,
+    tenant_id: uuid.UUID,
+    items: Sequence[MemoryCreate],
+    *,
+    job_id: uuid.UUID | None = None,
+    consolidation_level: str | None = None,
+) -> WriteResponse:
+    """Store memories as pending under a new embed job (enqueue it after commit), or under `job_id` (a job that
+    embeds them itself: consolidation, which also sets their `consolidation_level`); exact duplicates in the
+    same scope return the existing id instead of a new row."""
     referenced = {i for item in items for i in (*item.source_ids, *item.supersedes)}
     missing = referenced - repository.existing_ids(db, tenant_id, referenced)
     if missing:
@@ -241,8 +249,11 @@ def create_memories(db: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCre
             new_positions.append(pos)
 
     turn_indexes = _assign_turns(db, tenant_id, [items[p] for p in new_positions])
-    job = jobs.add(db, tenant_id, kind="embed")
-    rows = [_row(tenant_id, items[p], hashes[p], job.id, turn_indexes[n]) for n, p in enumerate(new_positions)]
+    job_id = job_id or jobs.add(db, tenant_id, kind="embed").id
+    rows = [
+        _row(tenant_id, items[p], hashes[p], job_id, turn_indexes[n], consolidation_level)
+        for n, p in enumerate(new_positions)
+    ]
     created = repository.insert_new(db, rows)
     inserted = {m.content_hash: m.id for m in created}
     # Not inserted: stored before (or by a concurrent writer since our lookup): a duplicate.
@@ -268,7 +279,7 @@ def create_memories(db: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCre
             results.append(WriteResult(id=inserted[h], status=WriteStatus.created))
         else:
             results.append(WriteResult(id=inserted.get(h) or known[h], status=WriteStatus.duplicate))
-    return WriteResponse(results=results, created=len(inserted), duplicates=len(items) - len(inserted), job_id=job.id)
+    return WriteResponse(results=results, created=len(inserted), duplicates=len(items) - len(inserted), job_id=job_id)
 
 
 def _assign_turns(db: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCreate]) -> list[int | None]:
@@ -292,6 +303,7 @@ def _row(
     digest: str,
     job_id: uuid.UUID,
     turn_index: int | None,
+    consolidation_level: str | None = None,
 ) -> dict[str, Any]:
     row = {
         "id": uuid.uuid4(),
@@ -314,6 +326,7 @@ def _row(
         "entities": memory_entities(item.content, item.speaker, item.title),
         "embedding_status": "pending",
         "job_id": job_id,
+        "consolidation_level": consolidation_level,
     }
     if item.occurred_at is not None:  # otherwise the column default: the transaction's time, as created_at
         row["occurred_at"] = item.occurred_at

@@ -4,6 +4,7 @@ from memsvc.models.base import Base
 from memsvc.models.embedding import EmbeddingFit, EmbeddingSpace, MemoryEmbedding
 from memsvc.models.memory import (
     MEMORY_TYPES,
+    ConsolidatedSegment,
     IdempotencyRecord,
     Job,
     Memory,
@@ -16,6 +17,7 @@ __all__ = [
     "MEMORY_TYPES",
     "ApiKey",
     "Base",
+    "ConsolidatedSegment",
     "EmbeddingFit",
     "EmbeddingSpace",
     "IdempotencyRecord",

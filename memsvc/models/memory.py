@@ -3,6 +3,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    REAL,
     BigInteger,
     CheckConstraint,
     Computed,
@@ -25,6 +26,7 @@ from memsvc.models.base import Base
 
 MEMORY_TYPES = ("episodic", "dialogue", "semantic", "procedural")
 EMBEDDING_STATUSES = ("pending", "done", "failed")
+CONSOLIDATION_LEVELS = ("segment", "session", "profile", "fact")
 
 
 class Memory(Base):
@@ -33,6 +35,7 @@ class Memory(Base):
         CheckConstraint(f"type IN {MEMORY_TYPES}", name="type_known"),
         CheckConstraint(f"embedding_status IN {EMBEDDING_STATUSES}", name="embedding_status_known"),
         CheckConstraint("user_id IS NOT NULL OR agent_id IS NOT NULL OR session_id IS NOT NULL", name="has_scope"),
+        CheckConstraint(f"consolidation_level IN {CONSOLIDATION_LEVELS}", name="consolidation_level_known"),
         # Exact duplicates in the same scope are stored once: the hash covers scope, type and content.
         UniqueConstraint("tenant_id", "content_hash", name="uq_memories_tenant_content_hash"),
         Index("ix_memories_tenant_user", "tenant_id", "user_id"),
@@ -78,6 +81,9 @@ class Memory(Base):
     embedding_error: Mapped[str | None] = mapped_column(Text)
     # The job that (re-)embeds this memory; its progress is counted from these rows.
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    # Set on what consolidation derived (memsvc.consolidation): a segment, session or profile summary, or an
+    # extracted fact; NULL on what a client wrote, which is the history consolidation reads.
+    consolidation_level: Mapped[str | None] = mapped_column(String(16))
     # Names and other entities mentioned in the content (memsvc.search.entities), for boosts and filters.
     entities: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     # Lexical index over the content and its context: the lexical half of hybrid search, and how a memory is
@@ -124,12 +130,13 @@ class MemoryVersion(Base):
 JOB_STATUSES = ("queued", "running", "done", "failed")
 
 
-JOB_KINDS = ("embed", "reembed")
+JOB_KINDS = ("embed", "reembed", "consolidate")
 
 
 class Job(Base):
     """Background work. `embed`: the memories whose `job_id` points here; counts come from those rows.
-    `reembed`: every embedded memory of the tenant, into `embedding_space_id`."""
+    `reembed`: every embedded memory of the tenant, into `embedding_space_id`. `consolidate`: a scope's history
+    (`params`), into summaries and facts (`result`: what was done and what it cost)."""
 
     __tablename__ = "jobs"
     __table_args__ = (
@@ -144,8 +151,30 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
     embedding_space_id: Mapped[int | None] = mapped_column(SmallInteger, ForeignKey("embedding_spaces.id"))
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ConsolidatedSegment(Base):
+    """A unit of consolidation done (a segment of a scope's history, or a roll-up of lower-level summaries),
+    keyed by the hash of the memories it came from: the same history is never consolidated twice. Its memory
+    embedding (HMT's M_n) is in the scope's long-term cache, which later segments recall from."""
+
+    __tablename__ = "consolidated_segments"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    scope_key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    level: Mapped[str] = mapped_column(String(16), primary_key=True)
+    source_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    memory_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("memories.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[str | None] = mapped_column(String(256))
+    first_seq: Mapped[int] = mapped_column(BigInteger)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    memory_embedding: Mapped[list[float]] = mapped_column(ARRAY(REAL))
+    backend: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class IdempotencyRecord(Base):

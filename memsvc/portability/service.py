@@ -227,4 +227,5 @@ def _row(tenant_id: uuid.UUID, r: ExportRecord, embed_job_id: uuid.UUID | None) 
         "entities": memory_entities(r.content, r.speaker, r.title),
         "embedding_status": "pending" if embed_job_id else "done",
         "job_id": embed_job_id,
+        "consolidation_level": r.consolidation_level,
     }

@@ -103,7 +103,7 @@ def set_storage_profile(
         db, request.app.state.session_factory, tenant_id, body.profile, _config(request)
     )
     if changed.job_id is not None:
-        enqueue_after_commit(request.app.state.dispatcher, tenant_id, changed.job_id)
+        enqueue_after_commit(request.app.state.dispatcher, tenant_id, changed.job_id, "reembed")
     return changed
 
 

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from memsvc.jobs.dispatch import EMBED_TASK
+from memsvc.jobs.dispatch import CONSOLIDATE_TASK, EMBED_TASK
 from tests.conftest import wait_for_job
-from tests.workers.conftest import REDIS_URL, embedding_counts, write
+from tests.workers.conftest import REDIS_URL, embedding_counts, owner_rows, write
 from workers.app import make_celery
 
 pytestmark = pytest.mark.slow
@@ -98,3 +98,31 @@ def test_job_failing_after_its_last_retry_is_marked_failed_with_its_error(celery
     assert [e["memory_id"] for e in job["errors"]] == [r["id"] for r in answer["results"]]
     memory = celery_client.get(f"/v1/memories/{answer['results'][0]['id']}", headers=tenant.headers).json()
     assert memory["embedding_status"] == "failed"
+
+
+def test_worker_process_consolidates_on_the_consolidate_queue_and_a_redelivery_adds_nothing(
+    celery_client, tenant, start_worker, settings, database_url
+):
+    start_worker(MEMSVC_CONSOLIDATION_SEGMENT_ITEMS="4")
+    turns = [f"Alice: week {n} of the Lisbon bakery job, shift number {n}." for n in range(10)]
+    wait_for_job(celery_client, tenant, write(celery_client, tenant, turns)["job_id"], timeout=120)
+
+    accepted = celery_client.post("/v1/consolidate", json={"user_id": "u1"}, headers=tenant.headers)
+    assert accepted.status_code == 202, accepted.text
+    job = wait_for_job(celery_client, tenant, accepted.json()["job_id"], timeout=120)
+    assert job["result"]["segments"] == 3 and job["done"] == job["total"] > 0
+
+    producer = make_celery(settings.model_copy(update={"broker_url": REDIS_URL}))
+    producer.send_task(CONSOLIDATE_TASK, args=[tenant.id, accepted.json()["job_id"]], queue="consolidate")
+    deadline = time.monotonic() + 60
+    while celery_client.get(f"/v1/jobs/{job['id']}", headers=tenant.headers).json()["attempts"] < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    again = wait_for_job(celery_client, tenant, job["id"], timeout=60)
+    assert again["result"]["segments"] == 0 and again["total"] == job["total"]  # nothing written twice
+    derived = owner_rows(
+        database_url,
+        "SELECT count(*) FROM memories WHERE tenant_id = :t AND consolidation_level IS NOT NULL",
+        t=tenant.id,
+    )
+    assert derived[0][0] == job["total"]

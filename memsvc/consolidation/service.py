@@ -1,0 +1,458 @@
+"""Consolidation of a scope's history into a memory hierarchy, HMT-style (../shared/DESIGN.md §4).
+
+The history (dialogue turns and events clients wrote) is cut into segments; each is read with the tail of the
+previous one (sensory memory) and with the earlier summaries that memory recall brings back from the scope's
+long-term cache (attention of the segment's first-half embedding S_n over the cached memory embeddings), and a
+backend writes its summary and facts, every sentence citing its sources. Sentences whose names or numbers do not
+occur in their sources are rejected. The summary's embedding M_n joins the cache. Segment summaries roll up into
+a session summary, and session summaries into the user's profile; each is linked to what it came from.
+
+Each segment is written in its own transaction, recorded by the hash of its sources: a job that stops half-way
+and runs again (redelivery, retry) carries on where it stopped, and running again on the same history writes
+nothing. Only history newer than the scope's last consolidated segment is read (incremental).
+"""
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+
+from memsvc.consolidation import repository
+from memsvc.consolidation.extractive import ExtractiveBackend
+from memsvc.consolidation.faithfulness import filter_supported
+from memsvc.consolidation.recall import recall
+from memsvc.consolidation.segments import first_half, segment_history
+from memsvc.consolidation.types import CitedSentence, Consolidated, Embed, HistoryItem, Level, Segment, SummaryBackend
+from memsvc.core.db import tenant_session
+from memsvc.core.errors import Unprocessable
+from memsvc.core.settings import Settings
+from memsvc.embeddings import repository as embedding_repository
+from memsvc.embeddings import service as embeddings
+from memsvc.embeddings.service import EmbedderFor, space_of
+from memsvc.jobs import repository as jobs
+from memsvc.memories import repository as memories_repository
+from memsvc.memories.repository import MemoryFilter
+from memsvc.memories.schemas import MemoryCreate, MemoryType
+from memsvc.memories.service import IndexingContext, create_memories
+from memsvc.models import Job, Memory
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("extractive",)
+MAX_HISTORY_PER_JOB = 20_000  # memories read by one job; a longer history is finished by the next request
+RECALL_TEMPERATURE = 0.1
+
+
+class NoEmbeddingYet(RuntimeError):
+    """The scope's history has no embedding model yet (nothing embedded): the job retries later."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose history: any combination of user, agent and session, as in a memory's scope."""
+
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        return json.dumps([self.user_id, self.agent_id, self.session_id], ensure_ascii=False)
+
+    def filter(self, tenant_id: uuid.UUID) -> MemoryFilter:
+        return MemoryFilter(
+            tenant_id=tenant_id, user_id=self.user_id, agent_id=self.agent_id, session_id=self.session_id
+        )
+
+
+@dataclass(frozen=True)
+class ConsolidationConfig:
+    segment_items: int = 24
+    segment_tokens: int = 1024
+    sensory_items: int = 2
+    recall_cache: int = 300
+    recall_top: int = 3
+    default_backend: str = "extractive"
+
+    @classmethod
+    def of(cls, settings: Settings) -> "ConsolidationConfig":
+        return cls(
+            segment_items=settings.consolidation_segment_items,
+            segment_tokens=settings.consolidation_segment_tokens,
+            sensory_items=settings.consolidation_sensory_items,
+            recall_cache=settings.consolidation_recall_cache,
+            recall_top=settings.consolidation_recall_top,
+            default_backend=settings.consolidation_backend,
+        )
+
+
+@dataclass(frozen=True)
+class EmbeddingRun:
+    """How the job embeds what it wrote (as an embed job would)."""
+
+    claim_size: int
+    indexing: IndexingContext
+
+
+def backend_for(name: str, embed: Embed) -> SummaryBackend:
+    if name == "extractive":
+        return ExtractiveBackend(embed)
+    raise Unprocessable(f"Unknown consolidation backend {name!r}; available: {', '.join(BACKENDS)}.")
+
+
+def request_consolidation(
+    db: Session, tenant_id: uuid.UUID, scope: Scope, backend: str | None, config: ConsolidationConfig
+) -> Job:
+    """A consolidation job for the scope's history (run it after commit)."""
+    chosen = backend or config.default_backend
+    if chosen not in BACKENDS:
+        raise Unprocessable(f"Unknown consolidation backend {chosen!r}; available: {', '.join(BACKENDS)}.")
+    params = {"scope": {"user_id": scope.user_id, "agent_id": scope.agent_id, "session_id": scope.session_id}}
+    return jobs.add(db, tenant_id, kind="consolidate", params={**params, "backend": chosen})
+
+
+@dataclass
+class _Cache:
+    """The scope's long-term memory cache: earlier segment summaries and their memory embeddings (M_n)."""
+
+    ids: list[uuid.UUID]
+    texts: list[str]
+    vectors: list[np.ndarray]
+    limit: int
+
+    def add(self, memory_id: uuid.UUID, text: str, vector: np.ndarray) -> None:
+        self.ids.append(memory_id)
+        self.texts.append(text)
+        self.vectors.append(vector)
+        if len(self.ids) > self.limit:
+            del self.ids[0], self.texts[0], self.vectors[0]
+
+    def matrix(self, dim: int) -> np.ndarray:
+        return np.vstack(self.vectors) if self.vectors else np.zeros((0, dim), dtype=np.float32)
+
+
+@dataclass
+class _Tally:
+    segments: int = 0
+    skipped: int = 0
+    summaries: int = 0
+    facts: int = 0
+    merged_facts: int = 0
+    rejected: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    sessions: set[str | None] = field(default_factory=set)
+
+    def count(self, produced: Consolidated) -> None:
+        self.tokens_in += produced.tokens_in
+        self.tokens_out += produced.tokens_out
+
+
+def run_job(
+    factory: sessionmaker[Session],
+    tenant_id: uuid.UUID,
+    job_id: uuid.UUID,
+    embedder_for: EmbedderFor,
+    config: ConsolidationConfig,
+    embedding: EmbeddingRun,
+) -> None:
+    """Consolidate the job's scope: new segments, then the roll-ups they change, then embed what was written."""
+    started = time.perf_counter()
+    with tenant_session(factory, tenant_id) as db:
+        job = jobs.start_attempt(db, tenant_id, job_id)
+        db.commit()
+        if job is None or job.params is None:
+            return  # forgotten, or dead-lettered
+        scope = Scope(**job.params["scope"])
+        space_id = embedding_repository.search_state(db, tenant_id)[0]
+        if space_id is None:
+            raise NoEmbeddingYet("the tenant has no embedded memories yet")
+        embedder = embedder_for(space_of(db, space_id))
+    backend = backend_for(job.params.get("backend", config.default_backend), embedder.embed)
+    tally = _Tally()
+    _consolidate_segments(factory, tenant_id, job_id, scope, embedder.embed, embedder.dim, backend, config, tally)
+    _roll_up(factory, tenant_id, job_id, scope, embedder.embed, backend, tally)
+    embeddings.embed_pending(factory, tenant_id, job_id, embedder_for, embedding.claim_size, embedding.indexing)
+    result = {
+        "backend": backend.name,
+        "segments": tally.segments,
+        "skipped_segments": tally.skipped,
+        "summaries": tally.summaries,
+        "facts": tally.facts,
+        "merged_facts": tally.merged_facts,
+        "rejected_sentences": tally.rejected,
+        "tokens_in": tally.tokens_in,
+        "tokens_out": tally.tokens_out,
+        "wall_s": round(time.perf_counter() - started, 3),
+    }
+    with tenant_session(factory, tenant_id) as db:
+        jobs.finish(db, tenant_id, job_id, result)
+        db.commit()
+    log.info("consolidate job %s: %s", job_id, result)
+
+
+def _consolidate_segments(
+    factory: sessionmaker[Session],
+    tenant_id: uuid.UUID,
+    job_id: uuid.UUID,
+    scope: Scope,
+    embed: Embed,
+    dim: int,
+    backend: SummaryBackend,
+    config: ConsolidationConfig,
+    tally: _Tally,
+) -> None:
+    where = scope.filter(tenant_id)
+    with tenant_session(factory, tenant_id) as db:
+        after = repository.consolidated_up_to(db, tenant_id, scope.key)
+        rows = repository.history(db, where, after, MAX_HISTORY_PER_JOB)
+        seqs = {memory.id: memory.seq for memory in rows}
+        history = [_item(memory) for memory in rows]
+        segments = segment_history(
+            history,
+            max_items=config.segment_items,
+            max_tokens=config.segment_tokens,
+            sensory_items=config.sensory_items,
+        )
+        segments = _with_earlier_sensory(db, where, segments, seqs, config.sensory_items)
+        cached = [
+            row for row in repository.recall_cache(db, tenant_id, scope.key, config.recall_cache) if len(row[2]) == dim
+        ]
+    cache = _Cache(
+        ids=[memory_id for memory_id, _, _ in cached],
+        texts=[text for _, text, _ in cached],
+        vectors=[np.asarray(vector, dtype=np.float32) for _, _, vector in cached],
+        limit=config.recall_cache,
+    )
+    for segment in segments:
+        source_ids = [item.memory_id for item in segment.items]
+        digest = _hash(source_ids)
+        with tenant_session(factory, tenant_id) as db:
+            if repository.is_consolidated(db, tenant_id, scope.key, "segment", digest):
+                tally.skipped += 1
+                continue
+            jobs.touch(db, tenant_id, job_id)  # progress: the sweeper leaves a job alone while it moves
+            represented = embed([" ".join(item.line for item in first_half(segment))])[0]
+            recalled, _ = recall(
+                represented,
+                cache.matrix(dim),
+                cache.ids,
+                cache.texts,
+                top=config.recall_top,
+                temperature=RECALL_TEMPERATURE,
+            )
+            produced = backend.summarize(segment, recalled)
+            tally.count(produced)
+            produced, rejected = filter_supported(produced, {item.memory_id: item.line for item in segment.items})
+            tally.rejected += rejected
+            if not produced.sentences:  # nothing faithful came back: the segment's longest item stands for it
+                longest = max(segment.items, key=lambda item: len(item.line))
+                produced.sentences = [CitedSentence(longest.line, [longest.memory_id])]
+            summary_type = MemoryType.episodic if segment.items[0].type == "episodic" else MemoryType.semantic
+            summary_id = _store(
+                db, tenant_id, job_id, scope, segment.session_id, summary_type, produced.sentences, "segment", segment
+            )
+            for fact in produced.facts:
+                _store_fact(db, tenant_id, job_id, scope, segment, fact, tally)
+            memory_embedding = embed([produced.summary])[0]
+            if repository.record(
+                db,
+                {
+                    "tenant_id": tenant_id,
+                    "scope_key": scope.key,
+                    "level": "segment",
+                    "source_hash": digest,
+                    "memory_id": summary_id,
+                    "session_id": segment.session_id,
+                    "first_seq": seqs[source_ids[0]],
+                    "last_seq": seqs[source_ids[-1]],
+                    "memory_embedding": memory_embedding.tolist(),
+                    "backend": backend.name,
+                },
+            ):
+                db.commit()
+            else:
+                db.rollback()  # another run consolidated it first
+                tally.skipped += 1
+                continue
+        cache.add(summary_id, produced.summary, memory_embedding)
+        tally.segments += 1
+        tally.summaries += 1
+        tally.sessions.add(segment.session_id)
+
+
+def _roll_up(
+    factory: sessionmaker[Session],
+    tenant_id: uuid.UUID,
+    job_id: uuid.UUID,
+    scope: Scope,
+    embed: Embed,
+    backend: SummaryBackend,
+    tally: _Tally,
+) -> None:
+    """Session summaries of the sessions that got new segments, then the user's profile from its sessions."""
+    if not tally.segments:
+        return
+    with tenant_session(factory, tenant_id) as db:
+        for session_id in sorted(s for s in tally.sessions if s is not None):
+            parts = repository.current_summaries(db, tenant_id, scope.key, "segment", [session_id])
+            if len(parts) > 1:  # one segment is its own session summary
+                _replace_roll_up(db, tenant_id, job_id, scope, embed, backend, tally, "session", session_id, parts)
+        db.commit()
+        if scope.user_id is not None:
+            sessions = repository.current_summaries(db, tenant_id, scope.key, "session")
+            summarized = {s for _, _, s, _, _ in sessions}
+            unrolled = [
+                part
+                for part in repository.current_summaries(db, tenant_id, scope.key, "segment")
+                if part[2] is None or part[2] not in summarized
+            ]
+            parts = sorted(sessions + unrolled, key=lambda part: part[3])
+            if len(parts) > 1:
+                _replace_roll_up(db, tenant_id, job_id, scope, embed, backend, tally, "profile", None, parts)
+            db.commit()
+
+
+def _replace_roll_up(
+    db: Session,
+    tenant_id: uuid.UUID,
+    job_id: uuid.UUID,
+    scope: Scope,
+    embed: Embed,
+    backend: SummaryBackend,
+    tally: _Tally,
+    level: Level,
+    session_id: str | None,
+    parts: list[tuple[uuid.UUID, str, str | None, int, int]],
+) -> None:
+    """A new roll-up of `parts` at `level`, closing the one it replaces (kept in history, no longer current)."""
+    part_ids = [part_id for part_id, *_ in parts]
+    digest = _hash(part_ids)
+    if repository.is_consolidated(db, tenant_id, scope.key, level, digest):
+        return
+    produced = backend.roll_up([(part_id, text) for part_id, text, *_ in parts], level)
+    tally.count(produced)
+    produced, rejected = filter_supported(produced, {part_id: text for part_id, text, *_ in parts})
+    tally.rejected += rejected
+    if not produced.sentences:
+        return
+    previous = [
+        memory_id
+        for memory_id, _, previous_session, _, _ in repository.current_summaries(db, tenant_id, scope.key, level)
+        if level == "profile" or previous_session == session_id
+    ]
+    repository.close(db, tenant_id, previous)
+    summary_id = _store(db, tenant_id, job_id, scope, session_id, MemoryType.semantic, produced.sentences, level)
+    repository.record(
+        db,
+        {
+            "tenant_id": tenant_id,
+            "scope_key": scope.key,
+            "level": level,
+            "source_hash": digest,
+            "memory_id": summary_id,
+            "session_id": session_id,
+            "first_seq": parts[0][3],
+            "last_seq": parts[-1][4],
+            "memory_embedding": embed([produced.summary])[0].tolist(),
+            "backend": backend.name,
+        },
+    )
+    tally.summaries += 1
+
+
+def _store(
+    db: Session,
+    tenant_id: uuid.UUID,
+    job_id: uuid.UUID,
+    scope: Scope,
+    session_id: str | None,
+    memory_type: MemoryType,
+    sentences: Sequence[CitedSentence],
+    level: Level,
+    segment: Segment | None = None,
+) -> uuid.UUID:
+    """Write a summary as a memory of the scope, linked to every memory its sentences cite."""
+    cited = list(dict.fromkeys(source for sentence in sentences for source in sentence.source_ids))
+    item = MemoryCreate(
+        type=memory_type,
+        content=" ".join(sentence.text for sentence in sentences),
+        user_id=scope.user_id,
+        agent_id=scope.agent_id,
+        session_id=session_id or scope.session_id,
+        occurred_at=segment.items[-1].occurred_at if segment else None,
+        source_ids=cited,
+    )
+    written = create_memories(db, tenant_id, [item], job_id=job_id, consolidation_level=level)
+    memory_id = written.results[0].id
+    if not written.created:  # the same text was stored before: it gains this evidence too
+        memories_repository.add_links(db, tenant_id, [(source, memory_id, "evidence") for source in cited])
+    return memory_id
+
+
+def _store_fact(
+    db: Session,
+    tenant_id: uuid.UUID,
+    job_id: uuid.UUID,
+    scope: Scope,
+    segment: Segment,
+    fact: CitedSentence,
+    tally: _Tally,
+) -> None:
+    """A fact is a semantic memory of the scope; one already stored (same text) gains the new evidence instead."""
+    cited = {item.memory_id: item for item in segment.items if item.memory_id in set(fact.source_ids)}
+    when = max(item.occurred_at for item in cited.values()) if cited else None
+    item = MemoryCreate(
+        type=MemoryType.semantic,
+        content=fact.text,
+        user_id=scope.user_id,
+        agent_id=scope.agent_id,
+        session_id=scope.session_id,
+        occurred_at=when,
+        source_ids=list(cited),
+    )
+    written = create_memories(db, tenant_id, [item], job_id=job_id, consolidation_level="fact")
+    if written.created:
+        tally.facts += 1
+    else:
+        tally.merged_facts += 1
+        memories_repository.add_links(db, tenant_id, [(s, written.results[0].id, "evidence") for s in cited])
+
+
+def _item(memory: Memory) -> HistoryItem:
+    return HistoryItem(
+        memory_id=memory.id,
+        text=memory.content,
+        type=memory.type,
+        occurred_at=memory.occurred_at,
+        session_id=memory.session_id,
+        speaker=memory.speaker,
+        entities=tuple(memory.entities or ()),
+    )
+
+
+def _with_earlier_sensory(
+    db: Session, where: MemoryFilter, segments: list[Segment], seqs: dict[uuid.UUID, int], count: int
+) -> list[Segment]:
+    """A session's first new segment reads the tail of what was consolidated of that session before."""
+    if count == 0:
+        return segments
+    seen: set[str | None] = set()
+    completed: list[Segment] = []
+    for segment in segments:
+        if segment.session_id not in seen and not segment.sensory:
+            earlier = repository.session_tail(db, where, segment.session_id, seqs[segment.items[0].memory_id], count)
+            segment = replace(segment, sensory=[_item(m) for m in earlier])
+        seen.add(segment.session_id)
+        completed.append(segment)
+    return completed
+
+
+def _hash(ids: Sequence[uuid.UUID]) -> str:
+    return hashlib.sha256(",".join(str(i) for i in ids).encode()).hexdigest()
