@@ -99,7 +99,7 @@ class ExtractiveBackend:
         chosen = _select_mmr(candidate_vectors, salience, novel, recalled_vectors, self.max_sentences)
         sentences = [_cite(candidates[i]) for i in sorted(chosen, key=lambda i: candidates[i].position)]
 
-        factual = np.array([_is_fact(c.sentence) for c in candidates], dtype=bool)
+        factual = np.array([names_something(c.sentence) for c in candidates], dtype=bool)
         facts = [
             _cite(candidates[i]) for i in _select_distinct(candidate_vectors, salience, novel & factual, self.max_facts)
         ]
@@ -161,7 +161,7 @@ def _with_speaker(sentence: str, speaker: str | None) -> str:
     return f"{speaker}: {sentence}" if speaker else sentence
 
 
-def _is_fact(sentence: str) -> bool:
+def names_something(sentence: str) -> bool:
     """Whether a sentence (as written, without its speaker: the speaker alone does not make a fact) states something
     checkable: it names an entity or holds a number or a date. Questions state nothing."""
     if sentence.rstrip("\"')] ").endswith("?"):

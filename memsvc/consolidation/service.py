@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from memsvc.consolidation import repository
 from memsvc.consolidation.extractive import ExtractiveBackend
 from memsvc.consolidation.faithfulness import filter_supported
+from memsvc.consolidation.generative import GenerativeBackend, OpenAICompatible, bundled_lm_path, local_lm
 from memsvc.consolidation.recall import recall
 from memsvc.consolidation.segments import first_half, segment_history
 from memsvc.consolidation.types import CitedSentence, Consolidated, Embed, HistoryItem, Level, Segment, SummaryBackend
@@ -44,9 +45,12 @@ from memsvc.models import Job, Memory
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("extractive",)
 MAX_HISTORY_PER_JOB = 20_000  # memories read by one job; a longer history is finished by the next request
 RECALL_TEMPERATURE = 0.1
+
+
+class BackendUnavailable(RuntimeError):
+    """A job names a backend this worker cannot run (configured on the API, not here): it fails visibly."""
 
 
 class NoEmbeddingYet(RuntimeError):
@@ -79,6 +83,10 @@ class ConsolidationConfig:
     recall_cache: int = 300
     recall_top: int = 3
     default_backend: str = "extractive"
+    lm_path: str | None = None  # the local backend's model; None = the bundled one, if installed
+    llm_url: str | None = None  # the openai backend's endpoint; None = no openai backend
+    llm_model: str = "default"
+    llm_api_key: str | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> "ConsolidationConfig":
@@ -89,7 +97,20 @@ class ConsolidationConfig:
             recall_cache=settings.consolidation_recall_cache,
             recall_top=settings.consolidation_recall_top,
             default_backend=settings.consolidation_backend,
+            lm_path=settings.consolidation_lm_path,
+            llm_url=settings.consolidation_llm_url,
+            llm_model=settings.consolidation_llm_model,
+            llm_api_key=settings.consolidation_llm_api_key,
         )
+
+    def backends(self) -> list[str]:
+        """The backends this deployment can run."""
+        available = ["extractive"]
+        if self.lm_path or bundled_lm_path():
+            available.append("local")
+        if self.llm_url:
+            available.append("openai")
+        return available
 
 
 @dataclass(frozen=True)
@@ -100,10 +121,16 @@ class EmbeddingRun:
     indexing: IndexingContext
 
 
-def backend_for(name: str, embed: Embed) -> SummaryBackend:
+def backend_for(name: str, embed: Embed, config: ConsolidationConfig) -> SummaryBackend:
+    if name == "local":
+        path = config.lm_path or bundled_lm_path()
+        if path is not None:
+            return GenerativeBackend(local_lm(path), embed)
+    if name == "openai" and config.llm_url:
+        return GenerativeBackend(OpenAICompatible(config.llm_url, config.llm_model, config.llm_api_key), embed)
     if name == "extractive":
         return ExtractiveBackend(embed)
-    raise Unprocessable(f"Unknown consolidation backend {name!r}; available: {', '.join(BACKENDS)}.")
+    raise BackendUnavailable(f"consolidation backend {name!r} is not available here; {config.backends()} are")
 
 
 def request_consolidation(
@@ -111,8 +138,10 @@ def request_consolidation(
 ) -> Job:
     """A consolidation job for the scope's history (run it after commit)."""
     chosen = backend or config.default_backend
-    if chosen not in BACKENDS:
-        raise Unprocessable(f"Unknown consolidation backend {chosen!r}; available: {', '.join(BACKENDS)}.")
+    if chosen not in config.backends():
+        raise Unprocessable(
+            f"Consolidation backend {chosen!r} is not available; this deployment has {', '.join(config.backends())}."
+        )
     params = {"scope": {"user_id": scope.user_id, "agent_id": scope.agent_id, "session_id": scope.session_id}}
     return jobs.add(db, tenant_id, kind="consolidate", params={**params, "backend": chosen})
 
@@ -174,7 +203,7 @@ def run_job(
         if space_id is None:
             raise NoEmbeddingYet("the tenant has no embedded memories yet")
         embedder = embedder_for(space_of(db, space_id))
-    backend = backend_for(job.params.get("backend", config.default_backend), embedder.embed)
+    backend = backend_for(job.params.get("backend", config.default_backend), embedder.embed, config)
     tally = _Tally()
     _consolidate_segments(factory, tenant_id, job_id, scope, embedder.embed, embedder.dim, backend, config, tally)
     _roll_up(factory, tenant_id, job_id, scope, embedder.embed, backend, tally)

