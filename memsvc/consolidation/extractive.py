@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memsvc.consolidation.facts import claim_terms
 from memsvc.consolidation.segments import approximate_tokens
 from memsvc.consolidation.types import CitedSentence, Consolidated, Embed, Level, Recalled, Segment
 from memsvc.search.entities import extract_entities
@@ -90,19 +91,29 @@ class ExtractiveBackend:
             centroid = centroid + RECALLED_WEIGHT * _unit(mix @ recalled_vectors)
         salience = candidate_vectors @ _unit(centroid)
 
-        # Already consolidated: a near-duplicate of a recalled memory is neither a summary sentence nor a fact.
+        # Already consolidated: a near-duplicate of a recalled memory is neither a summary sentence nor a fact,
+        # unless it names something the recalled one does not ("I live in Porto" after "I live in Lisbon").
         if len(recalled_vectors):
-            novel = (candidate_vectors @ recalled_vectors.T).max(axis=1) <= DUPLICATE_SIMILARITY
+            novel = np.array(
+                [
+                    not any(
+                        similarity > DUPLICATE_SIMILARITY and _adds_nothing(candidate.sentence, memory.text)
+                        for similarity, memory in zip(row, recalled, strict=True)
+                    )
+                    for candidate, row in zip(candidates, candidate_vectors @ recalled_vectors.T, strict=True)
+                ],
+                dtype=bool,
+            )
         else:
             novel = np.ones(len(candidates), dtype=bool)
 
         chosen = _select_mmr(candidate_vectors, salience, novel, recalled_vectors, self.max_sentences)
         sentences = [_cite(candidates[i]) for i in sorted(chosen, key=lambda i: candidates[i].position)]
 
+        # Facts are proposed even when recalled already: the service merges a repeat into the stored fact, which
+        # gains the new evidence, and tells an update from a repeat.
         factual = np.array([names_something(c.sentence) for c in candidates], dtype=bool)
-        facts = [
-            _cite(candidates[i]) for i in _select_distinct(candidate_vectors, salience, novel & factual, self.max_facts)
-        ]
+        facts = [_cite(candidates[i]) for i in _select_distinct(candidate_vectors, salience, factual, self.max_facts)]
         return Consolidated(
             sentences=sentences, facts=facts, tokens_in=tokens_in, tokens_out=_words_out(sentences, facts)
         )
@@ -200,6 +211,13 @@ def _select_distinct(vectors: np.ndarray, salience: np.ndarray, allowed: np.ndar
         if allowed[row] and all(float(vectors[row] @ vectors[t]) <= DUPLICATE_SIMILARITY for t in taken):
             taken.append(int(row))
     return taken
+
+
+def _adds_nothing(sentence: str, recalled: str) -> bool:
+    """Whether every entity and number of `sentence` is in the recalled memory already."""
+    entities, numbers = claim_terms(sentence)
+    known_entities, known_numbers = claim_terms(recalled)
+    return entities <= known_entities and numbers <= known_numbers
 
 
 def _cite(candidate: _Candidate) -> CitedSentence:

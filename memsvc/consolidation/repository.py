@@ -3,6 +3,7 @@ and the current roll-ups. Row-level security scopes every statement to the sessi
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -126,3 +127,11 @@ def close(db: Session, tenant_id: uuid.UUID, memory_ids: Sequence[uuid.UUID]) ->
             .where(Memory.tenant_id == tenant_id, Memory.id.in_(list(memory_ids)), Memory.valid_to.is_(None))
             .values(valid_to=func.now(), updated_at=func.now())
         )
+
+
+def current_facts(db: Session, scope: MemoryFilter, limit: int) -> list[tuple[uuid.UUID, str, datetime]]:
+    """(id, text, time) of the scope's newest `limit` facts still current (not superseded)."""
+    columns: Any = select(Memory.id, Memory.content, Memory.occurred_at)
+    query = scope.apply(columns).where(Memory.consolidation_level == "fact", Memory.valid_to.is_(None))
+    rows: Any = db.execute(query.order_by(Memory.seq.desc()).limit(limit))
+    return [(memory_id, content, occurred_at) for memory_id, content, occurred_at in rows]

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from memsvc.consolidation import repository
 from memsvc.consolidation.extractive import ExtractiveBackend
+from memsvc.consolidation.facts import FactBook, KnownFact
 from memsvc.consolidation.faithfulness import filter_supported
 from memsvc.consolidation.generative import GenerativeBackend, OpenAICompatible, bundled_lm_path, local_lm
 from memsvc.consolidation.recall import recall
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 MAX_HISTORY_PER_JOB = 20_000  # memories read by one job; a longer history is finished by the next request
 RECALL_TEMPERATURE = 0.1
+FACTS_COMPARED = 2000  # the scope's newest current facts a new fact is compared with (repeat, update)
 
 
 class BackendUnavailable(RuntimeError):
@@ -173,6 +175,7 @@ class _Tally:
     summaries: int = 0
     facts: int = 0
     merged_facts: int = 0
+    updated_facts: int = 0
     rejected: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
@@ -215,6 +218,7 @@ def run_job(
         "summaries": tally.summaries,
         "facts": tally.facts,
         "merged_facts": tally.merged_facts,
+        "updated_facts": tally.updated_facts,
         "rejected_sentences": tally.rejected,
         "tokens_in": tally.tokens_in,
         "tokens_out": tally.tokens_out,
@@ -253,6 +257,9 @@ def _consolidate_segments(
         cached = [
             row for row in repository.recall_cache(db, tenant_id, scope.key, config.recall_cache) if len(row[2]) == dim
         ]
+        current = repository.current_facts(db, where, FACTS_COMPARED)
+    vectors = embed([text for _, text, _ in current]) if current else np.zeros((0, dim), dtype=np.float32)
+    facts = FactBook([KnownFact(i, text, v, when) for (i, text, when), v in zip(current, vectors, strict=True)])
     cache = _Cache(
         ids=[memory_id for memory_id, _, _ in cached],
         texts=[text for _, text, _ in cached],
@@ -288,7 +295,7 @@ def _consolidate_segments(
                 db, tenant_id, job_id, scope, segment.session_id, summary_type, produced.sentences, "segment", segment
             )
             for fact in produced.facts:
-                _store_fact(db, tenant_id, job_id, scope, segment, fact, tally)
+                _store_fact(db, tenant_id, job_id, scope, segment, fact, facts, embed, tally)
             memory_embedding = embed([produced.summary])[0]
             if repository.record(
                 db,
@@ -432,11 +439,21 @@ def _store_fact(
     scope: Scope,
     segment: Segment,
     fact: CitedSentence,
+    book: FactBook,
+    embed: Embed,
     tally: _Tally,
 ) -> None:
-    """A fact is a semantic memory of the scope; one already stored (same text) gains the new evidence instead."""
-    cited = {item.memory_id: item for item in segment.items if item.memory_id in set(fact.source_ids)}
-    when = max(item.occurred_at for item in cited.values()) if cited else None
+    """A fact is a semantic memory of the scope. A repeat of a current fact gives that one the new evidence
+    instead; an update of one supersedes it (the older is closed at the newer's time, and linked)."""
+    cited = [item for item in segment.items if item.memory_id in set(fact.source_ids)]
+    when = max(item.occurred_at for item in cited)
+    vector = embed([fact.text])[0]
+    verdict = book.judge(fact.text, vector, when)
+    if verdict.kind == "repeat" and verdict.fact_id is not None:
+        memories_repository.add_links(db, tenant_id, [(item.memory_id, verdict.fact_id, "evidence") for item in cited])
+        tally.merged_facts += 1
+        return
+    superseded = [verdict.fact_id] if verdict.kind == "update" and verdict.fact_id is not None else []
     item = MemoryCreate(
         type=MemoryType.semantic,
         content=fact.text,
@@ -444,14 +461,21 @@ def _store_fact(
         agent_id=scope.agent_id,
         session_id=scope.session_id,
         occurred_at=when,
-        source_ids=list(cited),
+        valid_from=when if superseded else None,
+        source_ids=[item.memory_id for item in cited],
+        supersedes=superseded,
     )
     written = create_memories(db, tenant_id, [item], job_id=job_id, consolidation_level="fact")
-    if written.created:
-        tally.facts += 1
-    else:
+    fact_id = written.results[0].id
+    if not written.created:  # the very same text: a repeat the embedding did not catch (another scope's model)
+        memories_repository.add_links(db, tenant_id, [(item.memory_id, fact_id, "evidence") for item in cited])
         tally.merged_facts += 1
-        memories_repository.add_links(db, tenant_id, [(s, written.results[0].id, "evidence") for s in cited])
+        return
+    for old in superseded:
+        book.retire(old)
+        tally.updated_facts += 1
+    book.add(KnownFact(fact_id, fact.text, vector, when))
+    tally.facts += 1
 
 
 def _item(memory: Memory) -> HistoryItem:

@@ -186,16 +186,18 @@ class IdentifiableMemory(Protocol):
     def occurred_at(self) -> datetime | None: ...
 
 
-def memory_hash(memory: IdentifiableMemory) -> str:
-    """The dedupe identity of a memory: scope, type and text, plus role, speaker and time for a dialogue turn."""
+def memory_hash(memory: IdentifiableMemory, consolidation_level: str | None = None) -> str:
+    """The dedupe identity of a memory: scope, type and text, plus role, speaker and time for a dialogue turn, or
+    the level of a consolidated one."""
     dialogue = memory.type == MemoryType.dialogue
+    discriminator = dialogue_discriminator(memory.role, memory.speaker, memory.occurred_at) if dialogue else ""
     return content_hash(
         user_id=memory.user_id,
         agent_id=memory.agent_id,
         session_id=memory.session_id,
         type=str(memory.type),
         content=memory.content,
-        discriminator=dialogue_discriminator(memory.role, memory.speaker, memory.occurred_at) if dialogue else "",
+        discriminator=consolidation_level or discriminator,
     )
 
 
@@ -235,7 +237,8 @@ def create_memories(
     if missing:
         raise Unprocessable(f"Unknown source or superseded memory id(s): {', '.join(sorted(map(str, missing)))}.")
 
-    hashes = [memory_hash(i) for i in items]
+    # A consolidated memory is a duplicate only of one at its own level: a profile that reads like a fact is both.
+    hashes = [memory_hash(i, consolidation_level) for i in items]
     # Dialogue turns must know which of them are new before they are numbered; other writes learn about
     # duplicates from the insert itself (its ON CONFLICT), a round trip less on the hot path.
     numbered = any(item.type is MemoryType.dialogue for item in items)

@@ -150,3 +150,27 @@ def test_a_consolidation_request_needs_a_scope_and_a_known_backend(client, tenan
     assert "gpt-9" in assert_problem(unknown, 422)["detail"]
     extra = client.post("/v1/consolidate", json={"user_id": "alice", "colour": "red"}, headers=tenant.headers)
     assert_problem(extra, 422)
+
+
+def test_a_later_fact_supersedes_the_one_it_updates_and_a_repeat_only_adds_evidence(client):
+    tenant = create_tenant(client)
+    before = add_dialogue(client, tenant, "spring", [("Alice", "I live in Lisbon with my sister Ines.")], day=0)
+    consolidate(client, tenant, user_id="alice")
+    [lisbon] = [m for m in consolidated(client, tenant) if m["consolidation_level"] == "fact"]
+    assert lisbon["source_ids"] == before
+
+    moved = add_dialogue(client, tenant, "autumn", [("Alice", "I live in Porto with my sister Ines.")], day=200)
+    update = consolidate(client, tenant, user_id="alice")
+    assert update["result"]["updated_facts"] == 1
+    facts = {m["id"]: m for m in consolidated(client, tenant) if m["consolidation_level"] == "fact"}
+    porto = next(m for m in facts.values() if "Porto" in m["content"])
+    assert facts[lisbon["id"]]["valid_to"] is not None and porto["valid_to"] is None
+    assert porto["valid_from"] == facts[lisbon["id"]]["valid_to"]  # closed when the newer became true
+    linked = client.get(f"/v1/memories/{porto['id']}", headers=tenant.headers).json()["source_ids"]
+    assert set(linked) == set(moved)
+
+    again = add_dialogue(client, tenant, "winter", [("Alice", "I live in Porto with my sister Ines.")], day=300)
+    repeat = consolidate(client, tenant, user_id="alice")
+    assert repeat["result"]["merged_facts"] == 1 and repeat["result"]["facts"] == 0
+    porto_now = client.get(f"/v1/memories/{porto['id']}", headers=tenant.headers).json()
+    assert set(porto_now["source_ids"]) == {*moved, *again} and porto_now["valid_to"] is None
