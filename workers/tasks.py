@@ -12,6 +12,7 @@ from celery import Task
 from celery.signals import worker_process_init, worker_ready
 from sqlalchemy.orm import Session, sessionmaker
 
+from memsvc.consolidation.service import ConsolidationConfig
 from memsvc.core.db import make_engine, make_session_factory
 from memsvc.core.embedded import resolve_database_url
 from memsvc.core.settings import get_settings
@@ -108,7 +109,7 @@ def start_sweeper(**_: Any) -> None:
         factory = new_session_factory()  # the main process's own engine, never the pool processes'
         while not stop.wait(settings.sweep_interval_s):
             try:
-                sweep(factory, older_than, dispatcher.publish)
+                sweep(factory, older_than, dispatcher.publish, ConsolidationConfig.of(settings))
             except Exception:
                 log.warning("sweep failed", exc_info=True)
 

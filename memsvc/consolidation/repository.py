@@ -3,10 +3,10 @@ and the current roll-ups. Row-level security scopes every statement to the sessi
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -135,3 +135,12 @@ def current_facts(db: Session, scope: MemoryFilter, limit: int) -> list[tuple[uu
     query = scope.apply(columns).where(Memory.consolidation_level == "fact", Memory.valid_to.is_(None))
     rows: Any = db.execute(query.order_by(Memory.seq.desc()).limit(limit))
     return [(memory_id, content, occurred_at) for memory_id, content, occurred_at in rows]
+
+
+def due_users(db: Session, min_words: int, idle: timedelta) -> list[tuple[uuid.UUID, str]]:
+    """(tenant, user) pairs, across tenants, whose unconsolidated history is due (migration 0009)."""
+    rows: Any = db.execute(
+        text("SELECT tenant_id, user_id FROM memsvc_consolidation_due(:words, :idle)"),
+        {"words": min_words, "idle": idle},
+    )
+    return [(tenant_id, user_id) for tenant_id, user_id in rows]

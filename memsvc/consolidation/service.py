@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
@@ -89,6 +90,8 @@ class ConsolidationConfig:
     llm_url: str | None = None  # the openai backend's endpoint; None = no openai backend
     llm_model: str = "default"
     llm_api_key: str | None = None
+    auto_words: int = 0  # automatic consolidation of a user's history past this many words; 0 = off
+    auto_idle_s: float = 0.0  # ... or idle for this long; 0 = off
 
     @classmethod
     def of(cls, settings: Settings) -> "ConsolidationConfig":
@@ -103,6 +106,8 @@ class ConsolidationConfig:
             llm_url=settings.consolidation_llm_url,
             llm_model=settings.consolidation_llm_model,
             llm_api_key=settings.consolidation_llm_api_key,
+            auto_words=settings.consolidation_auto_words,
+            auto_idle_s=settings.consolidation_auto_idle_s,
         )
 
     def backends(self) -> list[str]:
@@ -146,6 +151,24 @@ def request_consolidation(
         )
     params = {"scope": {"user_id": scope.user_id, "agent_id": scope.agent_id, "session_id": scope.session_id}}
     return jobs.add(db, tenant_id, kind="consolidate", params={**params, "backend": chosen})
+
+
+def start_due_consolidations(
+    factory: sessionmaker[Session], config: ConsolidationConfig
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """A consolidation job (with the default backend) for every user whose history is due: long enough
+    unconsolidated, or idle long enough; returns (tenant, job) pairs to enqueue. Nothing when both are off."""
+    if not (config.auto_words or config.auto_idle_s):
+        return []
+    with factory() as db:
+        due = repository.due_users(db, config.auto_words, timedelta(seconds=config.auto_idle_s))
+    started = []
+    for tenant_id, user_id in due:
+        with tenant_session(factory, tenant_id) as db:
+            job = request_consolidation(db, tenant_id, Scope(user_id=user_id), None, config)
+            db.commit()
+            started.append((tenant_id, job.id))
+    return started
 
 
 @dataclass

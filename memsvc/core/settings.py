@@ -87,6 +87,18 @@ class Settings(BaseSettings):
         "(no language model; always available), local (a local causal LM) or openai (an OpenAI-compatible "
         "endpoint).",
     )
+    consolidation_auto_words: int = Field(
+        default=0,
+        ge=0,
+        description="Consolidate a user's history automatically once this many words of it are unconsolidated "
+        "(estimated); 0 = off.",
+    )
+    consolidation_auto_idle_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Consolidate a user's unconsolidated history automatically once nothing was added to it for "
+        "this long; 0 = off.",
+    )
     consolidation_lm_path: str | None = Field(
         default=None,
         description="The local backend's model: a transformers model directory or a .gguf file; unset = the "

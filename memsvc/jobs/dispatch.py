@@ -16,7 +16,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from memsvc.consolidation import service as consolidation
-from memsvc.consolidation.service import ConsolidationConfig, EmbeddingRun
+from memsvc.consolidation.service import ConsolidationConfig, EmbeddingRun, start_due_consolidations
 from memsvc.core.settings import Settings
 from memsvc.embeddings import service as embeddings
 from memsvc.jobs import repository as jobs
@@ -62,12 +62,17 @@ def enqueue_after_commit(
 
 
 def sweep(
-    factory: sessionmaker[Session], older_than: timedelta, enqueue: Callable[[uuid.UUID, uuid.UUID, str], None]
+    factory: sessionmaker[Session],
+    older_than: timedelta,
+    enqueue: Callable[[uuid.UUID, uuid.UUID, str], None],
+    consolidation: ConsolidationConfig | None = None,
 ) -> int:
     """Enqueue again every job left unfinished for `older_than` (memories still pending, or a long job that made no
-    progress); returns how many."""
+    progress), and start the automatic consolidations that are due; returns how many jobs were enqueued."""
     with factory() as db:
         unfinished = jobs.stale_jobs(db, older_than)
+    if consolidation is not None:
+        unfinished += [(tenant, job, "consolidate") for tenant, job in start_due_consolidations(factory, consolidation)]
     for tenant_id, job_id, kind in unfinished:
         try:
             enqueue(tenant_id, job_id, kind)
@@ -221,6 +226,6 @@ class InProcessWorker:
 
     def _sweep(self, older_than: timedelta) -> None:
         try:
-            sweep(self._factory, older_than, self.enqueue)
+            sweep(self._factory, older_than, self.enqueue, ConsolidationConfig.of(self._settings))
         except Exception:  # the database may be briefly away; the next sweep tries again
             log.warning("sweep failed", exc_info=True)
