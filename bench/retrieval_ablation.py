@@ -5,9 +5,11 @@
     .venv/bin/python bench/retrieval_ablation.py --rerank                 # also the cross-encoder row
 
 Runs through the `memsvc eval` harness in-process (memsvc.eval: the same ingest, queries, scoring and latency as
-`memsvc eval`). Per dataset, two throw-away memsvc servers: `plain` (MEMSVC_CONTEXTUAL_INDEXING=false: a memory is
-embedded as written) and `contextual` (the default: speaker, date and neighbouring turns embedded with it). Each
-ingests the dataset rung by rung and runs every query with each of its rows' search requests:
+`memsvc eval`). Per dataset, three throw-away memsvc servers: `plain` (MEMSVC_CONTEXTUAL_INDEXING=false: a memory
+is embedded as written), `contextual` (the default: speaker, date and neighbouring turns embedded with it) and
+`consolidated` (the default, and after each rung every user with 8 or more memories is consolidated by the
+extractive backend, so searches can reach evidence through summaries and facts). Each ingests the dataset rung
+by rung and runs every query with each of its rows' search requests:
 
     dense only             plain       mode=dense, parse_time=false
     lexical only           plain       mode=lexical, parse_time=false
@@ -17,8 +19,8 @@ ingests the dataset rung by rung and runs every query with each of its rows' sea
     + contextual indexing  contextual  the hybrid request
     + time parsing         contextual  parse_time=true (default weights: entity 0, time 2)
     + entities             contextual  parse_time=true, weights.entity=0.5 (measured, not kept by default)
-    + hierarchy            contextual  parse_time=true, expand=["evidence"]
-    + rerank               contextual  parse_time=true, expand=["evidence"], rerank=true  (only with --rerank)
+    + hierarchy            consolidated  parse_time=true, expand=["evidence"]
+    + rerank               consolidated  parse_time=true, expand=["evidence"], rerank=true  (only with --rerank)
 
 Writes bench/results/retrieval_ablation.{json,md,png}: R@1, SR@10, FR@10, hard-negative intrusion@10 and client-side
 p50/p95 search latency per dataset, rung and row.
@@ -51,7 +53,7 @@ QUICK_SYNTHETIC_SPEC = "people=3,ladder=300"
 QUICK_QUERIES = 30  # per dataset in a --quick run
 METRICS = ("R@1", "SR@10", "FR@10", "intrusion@10")
 NOT_RUN = "not run"
-PLAIN, CONTEXTUAL = "plain", "contextual"
+PLAIN, CONTEXTUAL, CONSOLIDATED = "plain", "contextual", "consolidated"
 DEFAULT_RERANKER = "bundled"  # MEMSVC_RERANKER_PATH of the contextual server with --rerank
 
 
@@ -74,8 +76,8 @@ ROWS = (
     AblationRow("+ contextual indexing", CONTEXTUAL, _HYBRID),
     AblationRow("+ time parsing", CONTEXTUAL, {"parse_time": True}),
     AblationRow("+ entities", CONTEXTUAL, {"parse_time": True, "weights": {"entity": 0.5}}),
-    AblationRow("+ hierarchy", CONTEXTUAL, {"parse_time": True, "expand": ["evidence"]}),
-    AblationRow("+ rerank", CONTEXTUAL, {"parse_time": True, "expand": ["evidence"], "rerank": True}, True),
+    AblationRow("+ hierarchy", CONSOLIDATED, {"parse_time": True, "expand": ["evidence"]}),
+    AblationRow("+ rerank", CONSOLIDATED, {"parse_time": True, "expand": ["evidence"], "rerank": True}, True),
 )
 
 
@@ -83,7 +85,7 @@ def server_settings(server: str, rerank: bool, reranker_path: str = DEFAULT_RERA
     """The MEMSVC_* settings (without the prefix) of the `plain` or `contextual` server."""
     if server == PLAIN:
         return {"CONTEXTUAL_INDEXING": "false"}
-    if server == CONTEXTUAL:
+    if server in (CONTEXTUAL, CONSOLIDATED):
         return {"RERANKER_PATH": reranker_path} if rerank else {}
     raise ValueError(f"unknown server configuration {server!r}")
 
@@ -99,7 +101,14 @@ def ablation_plan(
             continue
         plan.setdefault(row.server, []).append(SearchVariant(row.label, row.fields))
     return [
-        (ServerConfiguration(server, server_settings(server, rerank, reranker_path)), variants)
+        (
+            ServerConfiguration(
+                server,
+                server_settings(server, rerank, reranker_path),
+                consolidate="extractive" if server == CONSOLIDATED else None,
+            ),
+            variants,
+        )
         for server, variants in plan.items()
     ]
 

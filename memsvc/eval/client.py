@@ -54,15 +54,24 @@ class EvalClient:
         answer = self._call("POST", "/v1/memories", json={"memories": [memory_body(d) for d in docs]})
         return [result["id"] for result in answer["results"]], str(answer["job_id"])
 
-    def wait_for_jobs(self, job_ids: Sequence[str], timeout_s: float = 3600.0) -> None:
+    def consolidate(self, user_id: str, backend: str) -> str:
+        """Start consolidating a user's history; returns the job id."""
+        answer = self._call("POST", "/v1/consolidate", json={"user_id": user_id, "backend": backend})
+        return str(answer["job_id"])
+
+    def wait_for_jobs(self, job_ids: Sequence[str], timeout_s: float = 3600.0) -> list[dict[str, Any]]:
+        """Wait until every job is done (raises if one failed or the time ran out); returns the jobs."""
         deadline = time.monotonic() + timeout_s
+        finished = []
         for job_id in job_ids:
             while (job := self._call("GET", f"/v1/jobs/{job_id}"))["status"] != "done":
                 if job["status"] == "failed":
-                    raise EvalApiError(f"embedding job {job_id} failed: {job['error'] or job['errors'][:3]}")
+                    raise EvalApiError(f"{job['kind']} job {job_id} failed: {job['error'] or job['errors'][:3]}")
                 if time.monotonic() > deadline:
-                    raise EvalApiError(f"embedding job {job_id} still {job['status']} after {timeout_s:.0f} s")
+                    raise EvalApiError(f"{job['kind']} job {job_id} still {job['status']} after {timeout_s:.0f} s")
                 time.sleep(0.1)
+            finished.append(job)
+        return finished
 
     def search(
         self, query: str, top_k: int, user_id: str | None, fields: Mapping[str, Any] | None = None

@@ -62,6 +62,12 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--llm-model", default=os.environ.get("MEMSVC_EVAL_LLM_MODEL"), help="model for both roles")
     parser.add_argument("--llm-api-key", default=os.environ.get("MEMSVC_EVAL_LLM_API_KEY"))
+    parser.add_argument(
+        "--consolidate",
+        default=None,
+        metavar="BACKEND",
+        help="after each rung, consolidate every user with 8+ memories with this backend (e.g. extractive)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(run=run_command)
 
@@ -120,7 +126,7 @@ def run_command(args: argparse.Namespace) -> int:
         if not args.llm_model:
             raise SystemExit("--llm-url needs --llm-model")
         llm = LlmJudge(LlmEndpoint(args.llm_url, args.llm_model, args.llm_api_key))
-    options = runner.RunOptions(scope=args.scope, progress=not args.no_progress, llm=llm)
+    options = runner.RunOptions(scope=args.scope, progress=not args.no_progress, llm=llm, consolidate=args.consolidate)
     runs: list[dict[str, Any]] = []
     if args.url:
         key = args.api_key or create_tenant_key(args.url, _required(args.admin_key), f"eval-{uuid.uuid4().hex[:8]}")

@@ -6,7 +6,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from tqdm import tqdm
@@ -32,6 +32,12 @@ class RunOptions:
     # Untimed searches before each variant's timed pass at each rung, so that the first variant on a server does
     # not pay the warm-up (model, caches, plans) that the ones after it are spared.
     warmup_queries: int = 10
+    consolidate: str | None = None  # backend consolidating each user's history after each rung; None = off
+
+
+# Users with fewer memories than this are left unconsolidated: a segment of two lines says nothing new, and the
+# synthetic crowd (thousands of users with a memory or two) would cost a job each.
+CONSOLIDATED_HISTORY = 8
 
 
 def run(
@@ -56,11 +62,12 @@ def run_variants(
         started = time.perf_counter()
         _ingest(dataset, ingested, size, client, options, evidence_ids)
         ingest_s = round(time.perf_counter() - started, 1)
+        consolidation = _consolidate(dataset, size, client, options) if options.consolidate else None
         ingested = size
         for variant in variants:
             fields = request_fields(dataset, variant)
             evaluated = _evaluate(dataset, size, client, options, fields, evidence_ids, texts, variant.name)
-            rungs[variant.name].append(evaluated | {"ingest_s": ingest_s})
+            rungs[variant.name].append(evaluated | {"ingest_s": ingest_s, "consolidation": consolidation})
     return rungs
 
 
@@ -94,7 +101,8 @@ def run_on_embedded_servers(
         with EmbeddedServer(configuration.settings) as server:
             key = create_tenant_key(server.url, server.admin_key, f"eval-{configuration.name}")
             with eval_client(server.url, key) as client:
-                by_variant = run_variants(dataset, client, options, variants)
+                consolidating = replace(options, consolidate=configuration.consolidate or options.consolidate)
+                by_variant = run_variants(dataset, client, consolidating, variants)
         for variant in variants:
             name = run_name(configuration.name, variant.name, configurations=len(plan), variants_given=variants_given)
             runs.append(describe_run(name, configuration, variant, options, by_variant[variant.name]))
@@ -142,6 +150,25 @@ def _ingest(
             jobs.append(job_id)
             bar.update(len(batch))
     client.wait_for_jobs(jobs)  # evidence access is measured on embedded memories, not the lexical fallback
+
+
+def _consolidate(dataset: Dataset, size: int, client: EvalClient, options: RunOptions) -> dict[str, Any]:
+    """Consolidate the history of every user of the first `size` documents that has enough of it (incremental:
+    each rung only adds the new history); what the jobs did, summed, with the wall time."""
+    assert options.consolidate is not None
+    started = time.perf_counter()
+    histories = Counter(doc.user_id for doc in dataset.documents[:size])
+    users = sorted(user for user, count in histories.items() if count >= CONSOLIDATED_HISTORY)
+    finished = client.wait_for_jobs([client.consolidate(user, options.consolidate) for user in users])
+    totals: Counter[str] = Counter()
+    for job in finished:
+        totals.update({k: v for k, v in (job["result"] or {}).items() if isinstance(v, int | float)})
+    return {
+        "backend": options.consolidate,
+        "users": len(users),
+        **totals,
+        "run_s": round(time.perf_counter() - started, 1),
+    }
 
 
 def _evaluate(

@@ -17,6 +17,9 @@ class ServerConfiguration:
 
     name: str
     settings: dict[str, str] = field(default_factory=dict)
+    # After each rung is ingested, consolidate the history of every user with at least CONSOLIDATED_HISTORY
+    # memories through this backend (None: no consolidation), so searches can hit summaries and facts.
+    consolidate: str | None = None
 
 
 @dataclass(frozen=True)

@@ -43,28 +43,25 @@ def test_rows_are_the_ablation_steps_in_order(ablation: ModuleType):
     assert by_label["+ hierarchy"].fields == {"parse_time": True, "expand": ["evidence"]}
 
 
-def test_plan_without_rerank_runs_eight_rows_on_two_servers(ablation: ModuleType):
+def test_plan_without_rerank_runs_eight_rows_on_three_servers(ablation: ModuleType):
     plan = ablation.ablation_plan(rerank=False)
 
     assert [configuration for configuration, _ in plan] == [
         ServerConfiguration("plain", {"CONTEXTUAL_INDEXING": "false"}),
         ServerConfiguration("contextual", {}),
+        ServerConfiguration("consolidated", {}, consolidate="extractive"),
     ]
     assert [variant.name for variant in plan[0][1]] == ["dense only", "lexical only", "hybrid, rank fusion", "hybrid"]
-    assert [variant.name for variant in plan[1][1]] == [
-        "+ contextual indexing",
-        "+ time parsing",
-        "+ entities",
-        "+ hierarchy",
-    ]
+    assert [variant.name for variant in plan[1][1]] == ["+ contextual indexing", "+ time parsing", "+ entities"]
+    assert [variant.name for variant in plan[2][1]] == ["+ hierarchy"]
     assert plan[0][1][0] == SearchVariant("dense only", {"mode": "dense", "parse_time": False})
 
 
-def test_plan_with_rerank_gives_the_contextual_server_a_reranker(ablation: ModuleType):
+def test_plan_with_rerank_gives_the_consolidated_server_a_reranker(ablation: ModuleType):
     plan = ablation.ablation_plan(rerank=True, reranker_path="/models/ce")
 
-    assert plan[1][0].settings == {"RERANKER_PATH": "/models/ce"}
-    assert plan[1][1][-1] == SearchVariant("+ rerank", {"parse_time": True, "expand": ["evidence"], "rerank": True})
+    assert plan[2][0].settings == {"RERANKER_PATH": "/models/ce"}
+    assert plan[2][1][-1] == SearchVariant("+ rerank", {"parse_time": True, "expand": ["evidence"], "rerank": True})
 
 
 def _rung(size: int, sr: float, fr: float | None) -> dict[str, Any]:

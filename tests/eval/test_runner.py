@@ -2,6 +2,7 @@
 query, score; scoping by user, exact duplicates, scenes, search variants on the same data, the dataset's `now`;
 and how hits (with their evidence) become a ranking of document ids."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -153,3 +154,21 @@ def test_evidence_follows_the_hits_own_documents_and_each_id_keeps_its_first_pos
 
 def test_hits_without_evidence_rank_as_before():
     assert document_ranking([Hit("m-a3", 0.9, evidence=()), Hit("m-x", 0.5)], STORED, gold=set()) == [("a3", 0.9)]
+
+
+def test_a_consolidating_run_consolidates_each_user_with_enough_history_after_each_rung(eval_client, monkeypatch):
+    import memsvc.eval.runner as runner
+
+    monkeypatch.setattr(runner, "CONSOLIDATED_HISTORY", 3)  # alice and bob (3 each), not carol at the first rung
+    events = [replace(doc, type="episodic") for doc in DATASET.documents]  # history: what consolidation reads
+    rungs = run(replace(DATASET, documents=events), eval_client, RunOptions(progress=False, consolidate="extractive"))
+
+    first, second = (rung["consolidation"] for rung in rungs)
+    assert first["backend"] == "extractive" and first["users"] == 2 and first["segments"] == 2
+    assert second["users"] == 3 and second["segments"] == 1  # only carol's history is new
+    assert second["summaries"] >= 1 and second["run_s"] >= 0
+    # Searching with expand=evidence still localizes the gold documents, summaries in the way or not.
+    searched = run_variants(
+        DATASET, eval_client, RunOptions(progress=False), [SearchVariant("expand", {"expand": ["evidence"]})]
+    )
+    assert searched["expand"][-1]["evidence_access"]["overall"]["SR@10"] == 1.0
