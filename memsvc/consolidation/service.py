@@ -439,7 +439,7 @@ def _store(
 ) -> uuid.UUID:
     """Write a summary as a memory of the scope, linked to every memory its sentences cite."""
     cited = list(dict.fromkeys(source for sentence in sentences for source in sentence.source_ids))
-    item = MemoryCreate(
+    summary = MemoryCreate(
         type=memory_type,
         content=" ".join(sentence.text for sentence in sentences),
         user_id=scope.user_id,
@@ -448,7 +448,7 @@ def _store(
         occurred_at=segment.items[-1].occurred_at if segment else None,
         source_ids=cited,
     )
-    written = create_memories(db, tenant_id, [item], job_id=job_id, consolidation_level=level)
+    written = create_memories(db, tenant_id, [summary], job_id=job_id, consolidation_level=level)
     memory_id = written.results[0].id
     if not written.created:  # the same text was stored before: it gains this evidence too
         memories_repository.add_links(db, tenant_id, [(source, memory_id, "evidence") for source in cited])
@@ -477,7 +477,7 @@ def _store_fact(
         tally.merged_facts += 1
         return
     superseded = [verdict.fact_id] if verdict.kind == "update" and verdict.fact_id is not None else []
-    item = MemoryCreate(
+    new_fact = MemoryCreate(
         type=MemoryType.semantic,
         content=fact.text,
         user_id=scope.user_id,
@@ -488,9 +488,9 @@ def _store_fact(
         source_ids=[item.memory_id for item in cited],
         supersedes=superseded,
     )
-    written = create_memories(db, tenant_id, [item], job_id=job_id, consolidation_level="fact")
+    written = create_memories(db, tenant_id, [new_fact], job_id=job_id, consolidation_level="fact")
     fact_id = written.results[0].id
-    if not written.created:  # the very same text: a repeat the embedding did not catch (another scope's model)
+    if not written.created:  # the very same text, stored before: a fact older than the FACTS_COMPARED newest
         memories_repository.add_links(db, tenant_id, [(item.memory_id, fact_id, "evidence") for item in cited])
         tally.merged_facts += 1
         return
