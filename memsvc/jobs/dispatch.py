@@ -65,14 +65,15 @@ def sweep(
     factory: sessionmaker[Session],
     older_than: timedelta,
     enqueue: Callable[[uuid.UUID, uuid.UUID, str], None],
-    consolidation: ConsolidationConfig | None = None,
+    auto_consolidation: ConsolidationConfig | None = None,
 ) -> int:
     """Enqueue again every job left unfinished for `older_than` (memories still pending, or a long job that made no
     progress), and start the automatic consolidations that are due; returns how many jobs were enqueued."""
     with factory() as db:
         unfinished = jobs.stale_jobs(db, older_than)
-    if consolidation is not None:
-        unfinished += [(tenant, job, "consolidate") for tenant, job in start_due_consolidations(factory, consolidation)]
+    if auto_consolidation is not None:
+        due = start_due_consolidations(factory, auto_consolidation)
+        unfinished += [(tenant, job, "consolidate") for tenant, job in due]
     for tenant_id, job_id, kind in unfinished:
         try:
             enqueue(tenant_id, job_id, kind)
