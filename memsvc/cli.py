@@ -15,7 +15,7 @@ from memsvc.core.settings import Settings, get_settings
 from memsvc.eval import command as eval_command
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("memsvc")
 
@@ -95,7 +95,7 @@ def _migrate(_: argparse.Namespace) -> int:
     return 0
 
 
-def _admin_session() -> "Session":
+def _session_factory() -> "sessionmaker[Session]":
     from memsvc.core.db import make_engine, make_session_factory
     from memsvc.core.migrate import upgrade_to_head
 
@@ -103,7 +103,25 @@ def _admin_session() -> "Session":
     url = resolve_database_url(settings)
     if settings.embedded:
         upgrade_to_head(url)
-    return make_session_factory(make_engine(url, app_role=settings.app_role))()
+    return make_session_factory(make_engine(url, app_role=settings.app_role))
+
+
+def _admin_session() -> "Session":
+    return _session_factory()()
+
+
+def _tenant_id(db: "Session", tenant: str) -> uuid.UUID:
+    """A tenant named by id or by name."""
+    from memsvc.core.errors import NotFound
+    from memsvc.tenants import repository
+
+    try:
+        return uuid.UUID(tenant)
+    except ValueError:
+        found = repository.get_tenant_by_name(db, tenant)
+        if found is None:
+            raise NotFound(f"No tenant named {tenant!r}.") from None
+        return found.id
 
 
 def _tenants_create(args: argparse.Namespace) -> int:
@@ -118,18 +136,10 @@ def _tenants_create(args: argparse.Namespace) -> int:
 
 
 def _keys_create(args: argparse.Namespace) -> int:
-    from memsvc.core.errors import NotFound
-    from memsvc.tenants import repository, service
+    from memsvc.tenants import service
 
     with _admin_session() as db:
-        try:
-            tenant_id = uuid.UUID(args.tenant)
-        except ValueError:
-            tenant = repository.get_tenant_by_name(db, args.tenant)
-            if tenant is None:
-                raise NotFound(f"No tenant named {args.tenant!r}.") from None
-            tenant_id = tenant.id
-        created = service.create_key(db, tenant_id, args.name)
+        created = service.create_key(db, _tenant_id(db, args.tenant), args.name)
         db.commit()
         print(created.model_dump_json())
     return 0
@@ -142,6 +152,24 @@ def _keys_revoke(args: argparse.Namespace) -> int:
         service.revoke_key(db, uuid.UUID(args.key_id))
         db.commit()
         print(json.dumps({"revoked": args.key_id}))
+    return 0
+
+
+def _train_recall(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from memsvc.consolidation.service import Scope
+    from memsvc.consolidation.training import train_scope_recall
+
+    if not (args.user or args.agent or args.session):
+        print("memsvc: name the scope to train on: --user, --agent and/or --session", file=sys.stderr)
+        return 2
+    factory = _session_factory()
+    with factory() as db:
+        tenant_id = _tenant_id(db, args.tenant)
+    scope = Scope(user_id=args.user, agent_id=args.agent, session_id=args.session)
+    trained = train_scope_recall(factory, tenant_id, scope, steps=args.steps, dim=args.dim)
+    print(json.dumps(asdict(trained)))
     return 0
 
 
@@ -181,6 +209,23 @@ def build_parser() -> argparse.ArgumentParser:
     revoke_key = keys.add_parser("revoke", help="revoke an API key by id")
     revoke_key.add_argument("key_id")
     revoke_key.set_defaults(run=_keys_revoke)
+
+    consolidation = commands.add_parser("consolidation", help="consolidation maintenance").add_subparsers(
+        dest="action", required=True
+    )
+    train = consolidation.add_parser(
+        "train-recall",
+        help="learn a scope's memory-recall projection from its consolidated history (GPU when there is one)",
+        description="Fit Wq, Wk so that each consolidated segment recalls the segment it continues; keep them for "
+        "the scope's later consolidations only if they beat identity recall on the latest quarter of its segments.",
+    )
+    train.add_argument("tenant", help="tenant id or name")
+    train.add_argument("--user", default=None)
+    train.add_argument("--agent", default=None)
+    train.add_argument("--session", default=None)
+    train.add_argument("--steps", type=int, default=200, help="optimizer steps")
+    train.add_argument("--dim", type=int, default=None, help="projected dimension (default: the embedding's)")
+    train.set_defaults(run=_train_recall)
     return parser
 
 

@@ -14,9 +14,8 @@ there is one.
 """
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -57,16 +56,15 @@ class RecallProjection:
         eye = np.eye(dim, projected_dim or dim, dtype=np.float32)
         return cls(eye, eye.copy())
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form: the matrices as nested lists of floats."""
-        return {"query_weights": self.query_weights.tolist(), "key_weights": self.key_weights.tolist()}
+    def to_bytes(self) -> bytes:
+        """Wq then Wk as float32, little-endian, row-major: what `recall_projections.weights` stores."""
+        return np.stack([self.query_weights, self.key_weights]).astype("<f4").tobytes()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RecallProjection":
-        """The projection `to_dict` wrote."""
-        return cls(
-            np.asarray(data["query_weights"], dtype=np.float32), np.asarray(data["key_weights"], dtype=np.float32)
-        )
+    def from_bytes(cls, data: bytes, input_dim: int, projected_dim: int) -> "RecallProjection":
+        """The projection `to_bytes` wrote."""
+        weights = np.frombuffer(data, dtype="<f4").reshape(2, input_dim, projected_dim).astype(np.float32)
+        return cls(weights[0], weights[1])
 
 
 def recall(

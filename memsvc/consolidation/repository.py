@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
 from memsvc.memories.repository import MemoryFilter
-from memsvc.models import ConsolidatedSegment, Memory
+from memsvc.models import ConsolidatedSegment, Memory, MemoryLink, ScopeRecallProjection
 
 HISTORY_TYPES = ("dialogue", "episodic")  # what happened; facts and procedures are what was learned from it
 
@@ -144,3 +144,64 @@ def due_users(db: Session, min_words: int, idle: timedelta) -> list[tuple[uuid.U
         {"words": min_words, "idle": idle},
     )
     return [(tenant_id, user_id) for tenant_id, user_id in rows]
+
+
+def recorded_at_level(
+    db: Session, tenant_id: uuid.UUID, scope_key: str, level: str
+) -> list[tuple[uuid.UUID, str | None, list[float]]]:
+    """(memory, session, embedding) of every unit the scope has recorded at `level` (segment summaries, how-to
+    episodes), in history order."""
+    rows: Any = db.execute(
+        select(ConsolidatedSegment.memory_id, ConsolidatedSegment.session_id, ConsolidatedSegment.memory_embedding)
+        .where(
+            ConsolidatedSegment.tenant_id == tenant_id,
+            ConsolidatedSegment.scope_key == scope_key,
+            ConsolidatedSegment.level == level,
+        )
+        .order_by(ConsolidatedSegment.first_seq)
+    )
+    return [(memory_id, session_id, vector) for memory_id, session_id, vector in rows]
+
+
+def recall_projection(db: Session, tenant_id: uuid.UUID, scope_key: str) -> ScopeRecallProjection | None:
+    return db.get(ScopeRecallProjection, (tenant_id, scope_key))
+
+
+def forget_recall_projections(db: Session, scope: MemoryFilter) -> int:
+    """Delete the learned projections of every scope within `scope` (their scope keys name its user, agent and
+    session): they were learned from its history. Returns how many."""
+    key: Any = func.cast(ScopeRecallProjection.scope_key, JSONB)
+    named = [(0, scope.user_id), (1, scope.agent_id), (2, scope.session_id)]
+    conditions = [key.op("->>")(index) == value for index, value in named if value is not None]
+    deleted = db.execute(
+        delete(ScopeRecallProjection)
+        .where(ScopeRecallProjection.tenant_id == scope.tenant_id, *conditions)
+        .returning(ScopeRecallProjection.scope_key)
+    )
+    return len(deleted.all())
+
+
+def save_recall_projection(db: Session, row: dict[str, Any]) -> None:
+    """Store a scope's projection, replacing the one it had."""
+    changed = {key: value for key, value in row.items() if key not in ("tenant_id", "scope_key")}
+    db.execute(
+        insert(ScopeRecallProjection)
+        .values(row)
+        .on_conflict_do_update(
+            index_elements=[ScopeRecallProjection.tenant_id, ScopeRecallProjection.scope_key],
+            set_={**changed, "trained_at": func.now()},
+        )
+    )
+
+
+def current_procedure_citing(db: Session, scope: MemoryFilter, source_ids: Sequence[uuid.UUID]) -> Memory | None:
+    """The scope's newest current learned procedure citing any of these memories as evidence."""
+    cited = select(MemoryLink.derived_id).where(
+        MemoryLink.tenant_id == scope.tenant_id,
+        MemoryLink.source_id.in_(list(source_ids)),
+        MemoryLink.relation == "evidence",
+    )
+    query: Any = scope.apply(select(Memory)).where(
+        Memory.consolidation_level == "procedure", Memory.valid_to.is_(None), Memory.id.in_(cited)
+    )
+    return db.scalars(query.order_by(Memory.seq.desc()).limit(1)).first()

@@ -15,11 +15,12 @@ nothing. Only history newer than the scope's last consolidated segment is read (
 import hashlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,7 +30,8 @@ from memsvc.consolidation.extractive import ExtractiveBackend
 from memsvc.consolidation.facts import FactBook, KnownFact
 from memsvc.consolidation.faithfulness import filter_supported
 from memsvc.consolidation.generative import GenerativeBackend, OpenAICompatible, bundled_lm_path, local_lm
-from memsvc.consolidation.recall import recall
+from memsvc.consolidation.procedures import Episode, find_episodes
+from memsvc.consolidation.recall import RecallProjection, recall
 from memsvc.consolidation.segments import first_half, segment_history
 from memsvc.consolidation.types import CitedSentence, Consolidated, Embed, HistoryItem, Level, Segment, SummaryBackend
 from memsvc.core.db import tenant_session
@@ -50,6 +52,11 @@ log = logging.getLogger(__name__)
 MAX_HISTORY_PER_JOB = 20_000  # memories read by one job; a longer history is finished by the next request
 RECALL_TEMPERATURE = 0.1
 FACTS_COMPARED = 2000  # the scope's newest current facts a new fact is compared with (repeat, update)
+# Two how-to episodes whose "title: steps" embeddings are this close teach the same procedure. With all-MiniLM-L6-v2,
+# the same steps reworded, or with a step added, scored 0.86-0.98; rotating a database password instead of API keys
+# (same verbs, different task) 0.55-0.61 (tests/consolidation/test_procedure_learning.py).
+SAME_PROCEDURE = 0.8
+_WORDS = re.compile(r"\w+")
 
 
 class BackendUnavailable(RuntimeError):
@@ -92,6 +99,7 @@ class ConsolidationConfig:
     llm_api_key: str | None = None
     auto_words: int = 0  # automatic consolidation of a user's history past this many words; 0 = off
     auto_idle_s: float = 0.0  # ... or idle for this long; 0 = off
+    procedure_repeats: int = 2  # occurrences of a how-to sequence that make it a procedural memory
 
     @classmethod
     def of(cls, settings: Settings) -> "ConsolidationConfig":
@@ -108,6 +116,7 @@ class ConsolidationConfig:
             llm_api_key=settings.consolidation_llm_api_key,
             auto_words=settings.consolidation_auto_words,
             auto_idle_s=settings.consolidation_auto_idle_s,
+            procedure_repeats=settings.consolidation_procedure_repeats,
         )
 
     def backends(self) -> list[str]:
@@ -200,6 +209,9 @@ class _Tally:
     merged_facts: int = 0
     updated_facts: int = 0
     rejected: int = 0
+    episodes: int = 0
+    procedures: int = 0
+    updated_procedures: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
     sessions: set[str | None] = field(default_factory=set)
@@ -231,7 +243,10 @@ def run_job(
         embedder = embedder_for(space_of(db, space_id))
     backend = backend_for(job.params.get("backend", config.default_backend), embedder.embed, config)
     tally = _Tally()
-    _consolidate_segments(factory, tenant_id, job_id, scope, embedder.embed, embedder.dim, backend, config, tally)
+    history, seqs = _consolidate_segments(
+        factory, tenant_id, job_id, scope, embedder.embed, embedder.dim, backend, config, tally
+    )
+    _learn_procedures(factory, tenant_id, job_id, scope, history, seqs, embedder.embed, config, tally)
     _roll_up(factory, tenant_id, job_id, scope, embedder.embed, backend, tally)
     embeddings.embed_pending(factory, tenant_id, job_id, embedder_for, embedding.claim_size, embedding.indexing)
     result = {
@@ -243,6 +258,9 @@ def run_job(
         "merged_facts": tally.merged_facts,
         "updated_facts": tally.updated_facts,
         "rejected_sentences": tally.rejected,
+        "episodes": tally.episodes,
+        "procedures": tally.procedures,
+        "updated_procedures": tally.updated_procedures,
         "tokens_in": tally.tokens_in,
         "tokens_out": tally.tokens_out,
         "wall_s": round(time.perf_counter() - started, 3),
@@ -263,7 +281,8 @@ def _consolidate_segments(
     backend: SummaryBackend,
     config: ConsolidationConfig,
     tally: _Tally,
-) -> None:
+) -> tuple[list[HistoryItem], dict[uuid.UUID, int]]:
+    """Summaries and facts of the scope's new segments; returns the new history read (and its items' seqs)."""
     where = scope.filter(tenant_id)
     with tenant_session(factory, tenant_id) as db:
         after = repository.consolidated_up_to(db, tenant_id, scope.key)
@@ -281,6 +300,10 @@ def _consolidate_segments(
             row for row in repository.recall_cache(db, tenant_id, scope.key, config.recall_cache) if len(row[2]) == dim
         ]
         current = repository.current_facts(db, where, FACTS_COMPARED)
+        learned = repository.recall_projection(db, tenant_id, scope.key)
+    projection = None
+    if learned is not None and learned.input_dim == dim:  # trained in the space the scope is embedded in now
+        projection = RecallProjection.from_bytes(learned.weights, learned.input_dim, learned.projected_dim)
     vectors = embed([text for _, text, _ in current]) if current else np.zeros((0, dim), dtype=np.float32)
     facts = FactBook([KnownFact(i, text, v, when) for (i, text, when), v in zip(current, vectors, strict=True)])
     cache = _Cache(
@@ -305,6 +328,7 @@ def _consolidate_segments(
                 cache.texts,
                 top=config.recall_top,
                 temperature=RECALL_TEMPERATURE,
+                projection=projection,
             )
             produced = backend.summarize(segment, recalled)
             tally.count(produced)
@@ -344,6 +368,108 @@ def _consolidate_segments(
         tally.segments += 1
         tally.summaries += 1
         tally.sessions.add(segment.session_id)
+    return history, seqs
+
+
+def _learn_procedures(
+    factory: sessionmaker[Session],
+    tenant_id: uuid.UUID,
+    job_id: uuid.UUID,
+    scope: Scope,
+    history: list[HistoryItem],
+    seqs: dict[uuid.UUID, int],
+    embed: Embed,
+    config: ConsolidationConfig,
+    tally: _Tally,
+) -> None:
+    """How-to episodes of the new history (steps someone went through, and what led to them). Every one is
+    recorded (level `episode`, by the hash of its sources), so that later jobs count it; one that has now occurred
+    `procedure_repeats` times, by the similarity of its steps, becomes a procedural memory, or gives the scope's
+    procedure for it its evidence (a new version when the steps changed)."""
+    found = find_episodes(history)
+    if not found:
+        return
+    vectors = embed([episode.text for episode in found])
+    with tenant_session(factory, tenant_id) as db:
+        earlier_episodes = repository.recorded_at_level(db, tenant_id, scope.key, "episode")
+    known = [(memory_id, v) for memory_id, _, v in earlier_episodes if len(v) == vectors.shape[1]]
+    known_ids = [memory_id for memory_id, _ in known]
+    known_vectors = [np.asarray(vector, dtype=np.float32) for _, vector in known]
+    for episode, vector in zip(found, vectors, strict=True):
+        digest = _hash(episode.source_ids)
+        holder = episode.source_ids[-1]  # the memory with the last steps stands for the episode
+        with tenant_session(factory, tenant_id) as db:
+            if repository.is_consolidated(db, tenant_id, scope.key, "episode", digest):
+                continue
+            earlier = [known_ids[i] for i, v in enumerate(known_vectors) if float(v @ vector) >= SAME_PROCEDURE]
+            recorded = repository.record(
+                db,
+                {
+                    "tenant_id": tenant_id,
+                    "scope_key": scope.key,
+                    "level": "episode",
+                    "source_hash": digest,
+                    "memory_id": holder,
+                    "session_id": next(i.session_id for i in history if i.memory_id == holder),
+                    "first_seq": seqs[episode.source_ids[0]],
+                    "last_seq": seqs[holder],
+                    "memory_embedding": vector.tolist(),
+                    "backend": "episodes",
+                },
+            )
+            if not recorded:  # another run recorded it first
+                db.rollback()
+                continue
+            tally.episodes += 1
+            if len(earlier) + 1 >= config.procedure_repeats:
+                when = max(item.occurred_at for item in history if item.memory_id in set(episode.source_ids))
+                _store_procedure(db, tenant_id, job_id, scope, episode, earlier, when, tally)
+            db.commit()
+        known_ids.append(holder)
+        known_vectors.append(vector)
+
+
+def _store_procedure(
+    db: Session,
+    tenant_id: uuid.UUID,
+    job_id: uuid.UUID,
+    scope: Scope,
+    episode: Episode,
+    earlier: list[uuid.UUID],
+    when: datetime,
+    tally: _Tally,
+) -> None:
+    """The procedure an episode that recurred teaches, citing every occurrence. The scope's procedure for it (one
+    citing an earlier occurrence) gains the evidence when the steps are the same, else the latest steps supersede
+    it."""
+    evidence = list(dict.fromkeys([*earlier, *episode.source_ids]))
+    current = repository.current_procedure_citing(db, scope.filter(tenant_id), earlier)
+    if current is not None and _same_steps(current.steps or [], episode.steps):
+        memories_repository.add_links(db, tenant_id, [(source, current.id, "evidence") for source in evidence])
+        return
+    superseded = [current.id] if current is not None else []
+    procedure = MemoryCreate(
+        type=MemoryType.procedural,
+        content=episode.text,
+        title=episode.title,
+        steps=list(episode.steps),
+        trigger=episode.trigger,
+        user_id=scope.user_id,
+        agent_id=scope.agent_id,
+        session_id=scope.session_id,
+        occurred_at=when,
+        valid_from=when if superseded else None,
+        source_ids=evidence,
+        supersedes=superseded,
+    )
+    written = create_memories(db, tenant_id, [procedure], job_id=job_id, consolidation_level="procedure")
+    if written.created:
+        tally.procedures += 1
+        tally.updated_procedures += len(superseded)
+
+
+def _same_steps(stored: Sequence[str], steps: Sequence[str]) -> bool:
+    return [_WORDS.findall(step.lower()) for step in stored] == [_WORDS.findall(step.lower()) for step in steps]
 
 
 def _roll_up(

@@ -124,6 +124,13 @@ class Settings(BaseSettings):
     consolidation_recall_top: int = Field(
         default=3, ge=0, le=50, description="Consolidation: earlier summaries recalled to condition each segment's."
     )
+    consolidation_procedure_repeats: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="Consolidation: how often a how-to sequence must occur in a scope's history to become a "
+        "procedural memory.",
+    )
 
     broker_url: str | None = Field(
         default=None,

@@ -170,7 +170,7 @@ class MemoryUpdate(_ValidityMixin):
         return self
 
 
-ConsolidationLevel = Literal["segment", "session", "profile", "fact"]
+ConsolidationLevel = Literal["segment", "session", "profile", "fact", "procedure"]
 
 
 class MemoryPublic(BaseModel):
@@ -210,8 +210,8 @@ class MemoryPublic(BaseModel):
     source_ids: list[uuid.UUID] = Field(default_factory=list, description="Evidence this memory came from.")
     consolidation_level: ConsolidationLevel | None = Field(
         default=None,
-        description="Set on what consolidation wrote: segment, session or profile (a summary) or fact; null on "
-        "what a client wrote.",
+        description="Set on what consolidation wrote: segment, session or profile (a summary), fact, or procedure "
+        "(a how-to that recurred in the history); null on what a client wrote.",
     )
 
 
@@ -238,6 +238,9 @@ class ForgetReport(BaseModel):
     derived: int = Field(description="Of those, memories deleted because they were derived from the scope.")
     links: int = Field(description="Evidence links deleted.")
     versions: int = Field(description="History versions deleted.")
+    recall_projections: int = Field(
+        default=0, description="Learned recall projections of scopes within it deleted (consolidation train-recall)."
+    )
 
 
 class Message(BaseModel):

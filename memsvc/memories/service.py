@@ -15,6 +15,7 @@ import numpy as np
 from sqlalchemy import func
 from sqlalchemy.orm import Session
 
+from memsvc.consolidation import repository as consolidation_repository
 from memsvc.core.errors import Conflict, NotFound, Unprocessable
 from memsvc.core.settings import Settings
 from memsvc.embeddings import repository as embeddings
@@ -431,10 +432,11 @@ def forget(db: Session, where: MemoryFilter) -> ForgetReport:
     """Delete a scope: its memories, everything derived from them, their links, history and embeddings."""
     if where.user_id is None and where.agent_id is None and where.session_id is None:
         raise Unprocessable("Name the scope to forget: user_id, agent_id or session_id.")
+    learned = consolidation_repository.forget_recall_projections(db, where)
     ids, derived = repository.scope_and_derived_ids(db, where)
     if not ids:
-        return ForgetReport(memories=0, derived=0, links=0, versions=0)
+        return ForgetReport(memories=0, derived=0, links=0, versions=0, recall_projections=learned)
     links = repository.count_links_touching(db, where.tenant_id, ids)
     versions = repository.count_versions(db, where.tenant_id, ids)
     deleted = repository.delete_many(db, where.tenant_id, ids)
-    return ForgetReport(memories=deleted, derived=derived, links=links, versions=versions)
+    return ForgetReport(memories=deleted, derived=derived, links=links, versions=versions, recall_projections=learned)

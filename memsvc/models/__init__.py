@@ -10,6 +10,7 @@ from memsvc.models.memory import (
     Memory,
     MemoryLink,
     MemoryVersion,
+    ScopeRecallProjection,
 )
 from memsvc.models.tenant import ApiKey, Tenant
 
@@ -26,5 +27,6 @@ __all__ = [
     "MemoryEmbedding",
     "MemoryLink",
     "MemoryVersion",
+    "ScopeRecallProjection",
     "Tenant",
 ]

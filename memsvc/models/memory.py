@@ -8,10 +8,12 @@ from sqlalchemy import (
     CheckConstraint,
     Computed,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
@@ -26,7 +28,7 @@ from memsvc.models.base import Base
 
 MEMORY_TYPES = ("episodic", "dialogue", "semantic", "procedural")
 EMBEDDING_STATUSES = ("pending", "done", "failed")
-CONSOLIDATION_LEVELS = ("segment", "session", "profile", "fact")
+CONSOLIDATION_LEVELS = ("segment", "session", "profile", "fact", "procedure")
 
 
 class Memory(Base):
@@ -175,6 +177,23 @@ class ConsolidatedSegment(Base):
     memory_embedding: Mapped[list[float]] = mapped_column(ARRAY(REAL))
     backend: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ScopeRecallProjection(Base):
+    """A scope's learned memory-recall projections Wq, Wk (`memsvc consolidation train-recall`), with how often
+    recall found each segment's predecessor before and after training."""
+
+    __tablename__ = "recall_projections"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    scope_key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    input_dim: Mapped[int] = mapped_column(Integer)
+    projected_dim: Mapped[int] = mapped_column(Integer)
+    weights: Mapped[bytes] = mapped_column(LargeBinary)  # Wq then Wk: float32, little-endian, row-major
+    segments: Mapped[int] = mapped_column(Integer)
+    accuracy_before: Mapped[float] = mapped_column(Float)
+    accuracy_after: Mapped[float] = mapped_column(Float)
+    trained_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class IdempotencyRecord(Base):

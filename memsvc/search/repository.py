@@ -104,15 +104,15 @@ class RankingFacts:
     seq: int
     occurred_at: datetime
     entities: list[str]
+    consolidation_level: str | None
 
 
-def ranking_facts(db: Session, tenant_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, RankingFacts]:
-    rows = db.execute(
-        select(Memory.id, Memory.seq, Memory.occurred_at, Memory.entities).where(
-            Memory.tenant_id == tenant_id, Memory.id.in_(ids)
-        )
-    )
-    return {memory_id: RankingFacts(seq, occurred_at, entities) for memory_id, seq, occurred_at, entities in rows}
+def ranking_facts(db: Session, where: MemoryFilter, ids: list[uuid.UUID]) -> dict[uuid.UUID, RankingFacts]:
+    """Of these memories, those `where` selects (candidates found by the rankings are; evidence reached through
+    the hierarchy may not be)."""
+    columns: Any = select(Memory.id, Memory.seq, Memory.occurred_at, Memory.entities, Memory.consolidation_level)
+    rows: Any = db.execute(where.apply(columns).where(Memory.id.in_(ids)))
+    return {memory_id: RankingFacts(seq, at, entities, level) for memory_id, seq, at, entities, level in rows}
 
 
 def memories_by_id(db: Session, tenant_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, Memory]:

@@ -1,3 +1,4 @@
+import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -9,12 +10,17 @@ from memsvc.memories.schemas import MemoryPublic, MemoryType, Metadata, ScopeId,
 MAX_TOP_K = 100
 MAX_CONTEXT_WINDOW = 20
 MAX_FILTER_ENTITIES = 16
+MAX_EVIDENCE = 100
 SearchMode = Literal["hybrid", "dense", "lexical"]
 Fusion = Literal["rrf", "relevance"]
 # Where a hit was found: nearest embeddings; full-text match (content, speaker, title); nearest among memories
-# naming an entity of the query; nearest within the time the query names.
-Source = Literal["dense", "lexical", "entity", "time"]
+# naming an entity of the query; nearest within the time the query names; cited by a consolidated memory that
+# ranked well (hierarchy: evidence).
+Source = Literal["dense", "lexical", "entity", "time", "hierarchy"]
 Expansion = Literal["evidence"]
+# mixed: consolidated memories (summaries, facts, profiles) are hits like any other; evidence: they lead to the
+# memories they cite and are not hits themselves.
+Hierarchy = Literal["mixed", "evidence"]
 
 
 class FusionWeights(BaseModel):
@@ -30,6 +36,12 @@ class FusionWeights(BaseModel):
     # lexical ranking already matches names), so it is off unless asked for; doubling the time ranking helped LoCoMo.
     entity: float = Field(default=0.0, ge=0, le=10, description="Memories naming an entity the query names.")
     time: float = Field(default=2.0, ge=0, le=10, description="Memories within the time the query names.")
+    hierarchy: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description="With hierarchy=evidence: memories cited by the consolidated memories that best match the query.",
+    )
 
 
 class SearchOptions(BaseModel):
@@ -85,6 +97,13 @@ class SearchOptions(BaseModel):
         default=None,
         description="Rerank the best candidates with the configured cross-encoder (MEMSVC_RERANKER_PATH; 409 when "
         "none is configured). Built-in default: false.",
+    )
+    hierarchy: Hierarchy | None = Field(
+        default=None,
+        description="What consolidated memories (POST /v1/consolidate: summaries, facts, profiles) do in a search. "
+        "mixed: they rank among the other memories and can be hits; evidence: hits are the memories they were "
+        "consolidated from: the evidence cited by those that best match the query ranks higher (matched_by "
+        "`hierarchy`, `via` naming them), and they are not hits themselves. Built-in default: mixed.",
     )
 
 
@@ -174,7 +193,14 @@ class SearchRequest(SearchOptions):
     )
     expand: list[Expansion] = Field(
         default_factory=list,
-        description="evidence: each hit that was consolidated from other memories lists them in `evidence`.",
+        description="evidence: each hit that was consolidated from other memories lists them in `evidence`, those "
+        "that best match the query first.",
+    )
+    evidence_limit: int = Field(
+        default=5,
+        ge=1,
+        le=MAX_EVIDENCE,
+        description="With expand=evidence: at most this many of a hit's sources, the best matches of the query.",
     )
 
 
@@ -194,7 +220,7 @@ class SearchHit(BaseModel):
         "query (fitted on labelled benchmarks, see bench/results/calibration.md). What `min_score` compares."
     )
     scores: HitScores = Field(description="The signals behind the rank.")
-    matched_by: list[Source] = Field(description="The sources that found it (dense, lexical, entity, time).")
+    matched_by: list[Source] = Field(description="The sources that found it (dense, lexical, entity, time, hierarchy).")
     context: list[MemoryPublic] = Field(
         default_factory=list,
         description="With context_window: the neighbouring turns of a dialogue hit in its session, in turn order "
@@ -202,7 +228,12 @@ class SearchHit(BaseModel):
     )
     evidence: list[MemoryPublic] = Field(
         default_factory=list,
-        description="With expand=evidence: the memories this one was consolidated from (its `source_ids`).",
+        description="With expand=evidence: the memories this one was consolidated from (of its `source_ids`, up to "
+        "`evidence_limit`, the best matches of the query first).",
+    )
+    via: list[uuid.UUID] = Field(
+        default_factory=list,
+        description="With hierarchy=evidence: the consolidated memories that cite this hit and matched the query.",
     )
 
 

@@ -34,6 +34,7 @@ from memsvc.search.rerank import CrossEncoderReranker, Reranker, bundled_reranke
 from memsvc.search.schemas import (
     Fusion,
     FusionWeights,
+    Hierarchy,
     HitScores,
     SearchDefaults,
     SearchHit,
@@ -65,7 +66,12 @@ LEXICAL_SCAN_BUDGET = 2000
 MIN_IDF = 0.2  # a word in more than ~4 of 5 memories searched does not rank them
 _WORD = re.compile(r"\w+")
 
-SOURCE_ORDER: list[Source] = ["dense", "lexical", "entity", "time"]  # how `matched_by` lists them
+# hierarchy: evidence reads the consolidated candidates that best match the query this far down (a profile cites
+# session summaries, those cite segment summaries and facts, and those the history).
+HIERARCHY_PARENTS = 10
+HIERARCHY_DEPTH = 3
+
+SOURCE_ORDER: list[Source] = ["dense", "lexical", "entity", "time", "hierarchy"]  # how `matched_by` lists them
 
 RerankerFor = Callable[[], Reranker | None]
 
@@ -82,6 +88,7 @@ class Options:
     min_score: float | None
     diversity: float
     rerank: bool
+    hierarchy: Hierarchy
 
     @classmethod
     def of(cls, request: SearchRequest, tenant: SearchDefaults) -> "Options":
@@ -101,6 +108,7 @@ class Options:
             min_score=pick("min_score", None),
             diversity=pick("diversity", 0.0),
             rerank=pick("rerank", False),
+            hierarchy=pick("hierarchy", "mixed"),
         )
 
 
@@ -113,6 +121,11 @@ class Candidate:
     vector: np.ndarray | None = None
     fused: float = 0.0
     rerank: float | None = None
+    via: list[uuid.UUID] = field(default_factory=list)  # consolidated memories that led to it (hierarchy)
+
+    @property
+    def relevance(self) -> float:
+        return MINILM.relevance(self.dense, self.lexical)
 
 
 class DenseRanker:
@@ -251,15 +264,20 @@ def search(
         )
 
     candidates = _fuse(rankings, options.weights)
-    facts = repository.ranking_facts(db, tenant_id, list(candidates))
+    facts = repository.ranking_facts(db, where, list(candidates))
     candidates = {i: c for i, c in candidates.items() if i in facts}
     if ranker is not None:
         _complete(candidates, ranker, need_vectors=options.diversity > 0)
     if "entity" in rankings:
         _rerank_entities(candidates, facts, terms, options.weights)
-    if hybrid and options.fusion == "relevance" and ranker is not None:
-        if words is not None:
-            _complete_lexical(db, where, words, candidates)
+    by_relevance = hybrid and options.fusion == "relevance" and ranker is not None
+    if words is not None and (by_relevance or options.hierarchy == "evidence"):
+        _complete_lexical(db, where, words, candidates)
+    if options.hierarchy == "evidence":
+        if ranker is not None and options.weights.hierarchy > 0:
+            _rank_through_hierarchy(db, where, words, ranker, candidates, facts, options)
+        candidates = {i: c for i, c in candidates.items() if facts[i].consolidation_level is None}
+    if by_relevance:
         _fuse_by_relevance(candidates, options.weights)
     half_life = options.recency_half_life_days
     if half_life is None and hybrid and options.parse_time and asks_about_present(request.query):
@@ -275,13 +293,13 @@ def search(
     if options.mode == "dense" and words is not None:
         # Not a ranking here, but the calibrated score reads how well the words match, whatever the mode.
         _complete_lexical(db, where, words, {c.memory_id: c for c in top})
-    relevance = {c.memory_id: MINILM.relevance(c.dense, c.lexical) for c in top}
+    relevance = {c.memory_id: c.relevance for c in top}
     bar = options.min_score if options.min_score is not None else CONFIDENCE_BAR
     confident = any(score >= bar for score in relevance.values())
     if options.min_score is not None:
         top = [c for c in top if relevance[c.memory_id] >= options.min_score]
     return SearchResponse(
-        hits=_hits(db, tenant_id, top, relevance, request),
+        hits=_hits(db, tenant_id, top, relevance, request, ranker, words),
         no_confident_memory=not confident,
         time_window=TimeWindow(text=window.text, start=window.start, end=window.end) if window else None,
         mode=options.mode,
@@ -437,13 +455,58 @@ def _complete_lexical(
 
 def _fuse_by_relevance(candidates: dict[uuid.UUID, Candidate], weights: FusionWeights) -> None:
     """Replace the dense and lexical rankings by one: the candidates in order of calibrated relevance (each
-    side's evidence scaled by its weight), which joins the time and entity rankings by reciprocal rank with the
-    two sides' weight."""
+    side's evidence scaled by its weight), which joins the other rankings (time, entity, hierarchy) by reciprocal
+    rank with the two sides' weight."""
     joint = sorted(candidates.values(), key=lambda c: -MINILM.logit(c.dense, c.lexical, weights.dense, weights.lexical))
-    others = {"time", "entity"}
     for rank, candidate in enumerate(joint):
-        side_ranks = {source: r for source, r in candidate.ranks.items() if source in others}
+        side_ranks = {source: r for source, r in candidate.ranks.items() if source not in ("dense", "lexical")}
         candidate.fused = (weights.dense + weights.lexical) / (RRF_K + rank + 1) + _rrf(side_ranks, weights)
+
+
+def _rank_through_hierarchy(
+    db: Session,
+    where: MemoryFilter,
+    words: "QueryWords | None",
+    ranker: DenseRanker,
+    candidates: dict[uuid.UUID, Candidate],
+    facts: dict[uuid.UUID, repository.RankingFacts],
+    options: Options,
+) -> None:
+    """The hierarchy ranking: memories cited (directly, or through lower levels: profile, session, segment) by the
+    consolidated candidates that best match the query, ordered by how well the citing memory and the memory
+    itself match (the product of their relevances). Cited memories that no other ranking found become candidates,
+    scored like the others; those `where` leaves out do not."""
+    parents = sorted(
+        (c for c in candidates.values() if facts[c.memory_id].consolidation_level), key=lambda c: -c.relevance
+    )
+    route = {c.memory_id: (c.relevance, c.memory_id) for c in parents[:HIERARCHY_PARENTS]}
+    cited: dict[uuid.UUID, tuple[float, uuid.UUID]] = {}  # memory -> (best route's relevance, its top memory)
+    for _ in range(HIERARCHY_DEPTH):
+        sources = memory_repository.source_ids_of(db, where.tenant_id, list(route))
+        lower: dict[uuid.UUID, tuple[float, uuid.UUID]] = {}
+        for derived, source_ids in sources.items():
+            for source in source_ids:
+                if source not in cited or cited[source][0] < route[derived][0]:
+                    cited[source] = lower[source] = route[derived]
+        new = [i for i in lower if i not in facts]
+        facts.update(repository.ranking_facts(db, where, new) if new else {})
+        route = {i: r for i, r in lower.items() if i in facts and facts[i].consolidation_level}
+        if not route:
+            break
+    reached = {i: r for i, r in cited.items() if i in facts and not facts[i].consolidation_level}
+    added = {i: Candidate(i) for i in reached if i not in candidates}
+    if added:
+        _complete(added, ranker, need_vectors=options.diversity > 0)
+        if words is not None:
+            _complete_lexical(db, where, words, added)
+        candidates.update(added)
+    ordered = sorted(reached, key=lambda i: -reached[i][0] * candidates[i].relevance)
+    for rank, memory_id in enumerate(ordered):
+        candidate = candidates[memory_id]
+        candidate.ranks["hierarchy"] = rank
+        candidate.via = [reached[memory_id][1]]
+        if options.fusion == "rrf":
+            candidate.fused = _rrf(candidate.ranks, options.weights)
 
 
 def _rerank_entities(
@@ -522,6 +585,8 @@ def _hits(
     top: list[Candidate],
     relevance: dict[uuid.UUID, float],
     request: SearchRequest,
+    ranker: DenseRanker | None,
+    words: "QueryWords | None",
 ) -> list[SearchHit]:
     found = repository.memories_by_id(db, tenant_id, [c.memory_id for c in top])
     top = [c for c in top if c.memory_id in found]  # less any deleted since they were ranked
@@ -531,10 +596,11 @@ def _hits(
     by_id = {p.id: p for p in public}
     evidence: dict[uuid.UUID, list[Any]] = {}
     if "evidence" in request.expand:
-        sources = {s for m in hits for s in by_id[m.id].source_ids}
-        stored = repository.memories_by_id(db, tenant_id, list(sources)) if sources else {}
+        best = _best_evidence(db, tenant_id, {m.id: by_id[m.id].source_ids for m in hits}, ranker, words)
+        shown = {m.id: best[m.id][: request.evidence_limit] for m in hits}
+        stored = repository.memories_by_id(db, tenant_id, [s for ids in shown.values() for s in ids])
         expanded = {p.id: p for p in memories.to_public(db, tenant_id, list(stored.values()))}
-        evidence = {m.id: [expanded[s] for s in by_id[m.id].source_ids if s in expanded] for m in hits}
+        evidence = {m.id: [expanded[s] for s in shown[m.id] if s in expanded] for m in hits}
     return [
         SearchHit(
             memory=by_id[c.memory_id],
@@ -543,9 +609,27 @@ def _hits(
             matched_by=sorted(c.ranks, key=SOURCE_ORDER.index),
             context=[by_id[t.id] for t in turns],
             evidence=evidence.get(c.memory_id, []),
+            via=c.via,
         )
         for c, turns in zip(top, context, strict=True)
     ]
+
+
+def _best_evidence(
+    db: Session,
+    tenant_id: uuid.UUID,
+    sources: dict[uuid.UUID, list[uuid.UUID]],
+    ranker: DenseRanker | None,
+    words: "QueryWords | None",
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """Each hit's sources, the best matches of the query first: a segment summary cites two dozen memories, and
+    the ones that answer the query are what its evidence should show."""
+    scored = {i: Candidate(i) for ids in sources.values() for i in ids}
+    if ranker is not None:
+        _complete(scored, ranker, need_vectors=False)
+    if words is not None and scored:
+        _complete_lexical(db, MemoryFilter(tenant_id=tenant_id), words, scored)
+    return {hit: sorted(ids, key=lambda i: -scored[i].relevance) for hit, ids in sources.items()}
 
 
 def _dialogue_context(db: Session, tenant_id: uuid.UUID, hits: list[Memory], window: int) -> list[list[Memory]]:

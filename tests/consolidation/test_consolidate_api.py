@@ -137,6 +137,73 @@ def test_search_finds_a_summary_and_expands_it_to_its_evidence(client):
     assert evidence and evidence <= set(trip)
 
 
+def search_hits(client: Any, tenant: TenantHandle, **body: Any) -> list[dict[str, Any]]:
+    found = client.post("/v1/search", json={"user_id": "alice", **body}, headers=tenant.headers)
+    assert found.status_code == 200, found.text
+    hits: list[dict[str, Any]] = found.json()["hits"]
+    return hits
+
+
+def cited_by(memory_id: str, written: dict[str, dict[str, Any]]) -> set[str]:
+    """What a consolidated memory cites, directly or through the levels below it."""
+    found: set[str] = set()
+    frontier = [memory_id]
+    while frontier:
+        sources = [s for m in frontier for s in written[m]["source_ids"] if s not in found]
+        found |= set(sources)
+        frontier = [s for s in sources if s in written]
+    return found
+
+
+def test_hierarchy_evidence_returns_the_history_the_best_summaries_cite_instead_of_them(client, monkeypatch):
+    from memsvc.consolidation import service
+
+    monkeypatch.setattr(service.ConsolidationConfig, "of", classmethod(lambda cls, s: cls(segment_items=4)))
+    tenant = create_tenant(client)
+    history = set(add_dialogue(client, tenant, "trip", TRIP, day=0) + add_dialogue(client, tenant, "pets", PETS, day=3))
+    consolidate(client, tenant, user_id="alice")
+    written = {m["id"]: m for m in consolidated(client, tenant)}
+    query = "Where did Alice move for work, and who visits her?"
+
+    mixed = search_hits(client, tenant, query=query, top_k=20)
+    assert any(h["memory"]["consolidation_level"] for h in mixed)  # summaries and facts rank among the turns
+
+    routed = search_hits(client, tenant, query=query, top_k=20, hierarchy="evidence")
+    assert routed and {h["memory"]["id"] for h in routed} <= history
+    through = [h for h in routed if "hierarchy" in h["matched_by"]]
+    assert through
+    for hit in through:
+        (top,) = hit["via"]
+        assert hit["memory"]["id"] in cited_by(top, written)
+    assert all(h["via"] == [] for h in routed if "hierarchy" not in h["matched_by"])
+
+    unweighted = search_hits(client, tenant, query=query, top_k=20, hierarchy="evidence", weights={"hierarchy": 0})
+    assert {h["memory"]["id"] for h in unweighted} <= history
+    assert not any("hierarchy" in h["matched_by"] for h in unweighted)
+
+
+def test_hierarchy_evidence_keeps_to_the_filters(client, monkeypatch):
+    from memsvc.consolidation import service
+
+    monkeypatch.setattr(service.ConsolidationConfig, "of", classmethod(lambda cls, s: cls(segment_items=4)))
+    tenant = create_tenant(client)
+    trip = add_dialogue(client, tenant, "trip", TRIP, day=0)
+    consolidate(client, tenant, user_id="alice")
+    # The first segment's summary is dated by its last turn, so it passes a filter that its first turn does not.
+    after_first_turn = (START + timedelta(minutes=1)).isoformat()
+    hits = search_hits(
+        client,
+        tenant,
+        query="Alice moved to Lisbon for a job at a bakery",
+        hierarchy="evidence",
+        occurred_after=after_first_turn,
+        top_k=20,
+    )
+    assert hits and trip[0] not in {h["memory"]["id"] for h in hits}
+    earliest = START + timedelta(minutes=1)
+    assert all(datetime.fromisoformat(h["memory"]["occurred_at"]) >= earliest for h in hits)
+
+
 def test_another_tenant_consolidates_only_its_own_history(client, tenant, other_tenant):
     add_dialogue(client, tenant, "trip", TRIP, day=0)
     theirs = consolidate(client, other_tenant, user_id="alice")

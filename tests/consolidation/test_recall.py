@@ -1,6 +1,5 @@
 """Memory recall by attention and its self-supervised projection: numpy math on synthetic embeddings."""
 
-import json
 import uuid
 
 import numpy as np
@@ -93,12 +92,12 @@ def test_a_cache_of_another_dimension_is_refused() -> None:
         recall(np.ones(8, dtype=np.float32), cache, ids, texts)
 
 
-def test_a_projection_survives_json() -> None:
+def test_a_projection_survives_storage_as_bytes() -> None:
     rng = np.random.default_rng(1)
     projection = RecallProjection(
         rng.normal(size=(6, 4)).astype(np.float32), rng.normal(size=(6, 4)).astype(np.float32)
     )
-    restored = RecallProjection.from_dict(json.loads(json.dumps(projection.to_dict())))
+    restored = RecallProjection.from_bytes(projection.to_bytes(), 6, 4)
     np.testing.assert_array_equal(restored.query_weights, projection.query_weights)
     np.testing.assert_array_equal(restored.key_weights, projection.key_weights)
     assert (restored.input_dim, restored.projected_dim) == (6, 4)

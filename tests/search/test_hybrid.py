@@ -126,6 +126,29 @@ def test_expand_evidence_returns_the_sources_of_a_consolidated_memory(client):
     assert all(h["evidence"] == [] for h in plain["hits"])
 
 
+def test_expanded_evidence_comes_best_match_first_up_to_the_limit(client):
+    tenant = create_tenant(client)
+    sources = add_memories(
+        client,
+        tenant,
+        {"content": "Sam booked the team offsite at a lake hotel."},
+        {"content": "The staging database ran out of disk on Monday."},
+        {"content": "Lunch on Friday is pizza."},
+    )
+    (summary,) = add_memories(
+        client, tenant, {"content": "A week of the team: offsite, staging disk, pizza.", "source_ids": sources}
+    )
+    query = "staging database disk"
+    answer = search(client, tenant, query=query, expand=["evidence"], evidence_limit=1)
+    (expanded,) = (h for h in answer["hits"] if h["memory"]["id"] == summary)
+    assert [m["id"] for m in expanded["evidence"]] == [sources[1]]
+
+    everything = search(client, tenant, query=query, expand=["evidence"])
+    (expanded,) = (h for h in everything["hits"] if h["memory"]["id"] == summary)
+    assert [m["id"] for m in expanded["evidence"]][0] == sources[1]
+    assert {m["id"] for m in expanded["evidence"]} == set(sources)
+
+
 def test_diversity_pushes_near_duplicates_down(client):
     tenant = create_tenant(client)
     stored = add_memories(
@@ -177,10 +200,11 @@ def test_tenant_search_defaults_apply_until_a_request_overrides_them(client):
         "min_score": None,
         "diversity": None,
         "rerank": None,
+        "hierarchy": None,
     }
     saved = client.put(url, json={"mode": "lexical", "weights": {"lexical": 2}}, headers=ADMIN)
     assert saved.status_code == 200, saved.text
-    assert saved.json()["weights"] == {"dense": 1.0, "lexical": 2.0, "entity": 0.0, "time": 2.0}
+    assert saved.json()["weights"] == {"dense": 1.0, "lexical": 2.0, "entity": 0.0, "time": 2.0, "hierarchy": 1.0}
 
     assert search(client, tenant, query="wifi password")["mode"] == "lexical"
     assert search(client, tenant, query="wifi password", mode="dense")["mode"] == "dense"
@@ -201,6 +225,8 @@ def test_tenant_search_defaults_apply_until_a_request_overrides_them(client):
         {"diversity": 1.5},
         {"min_score": -0.1},
         {"expand": ["everything"]},
+        {"evidence_limit": 0},
+        {"hierarchy": "flat"},
         {"entities": [""]},
         {"now": "yesterday"},
         {"recency_half_life_days": 0},
