@@ -15,7 +15,7 @@ SearchMode = Literal["hybrid", "dense", "lexical"]
 Fusion = Literal["rrf", "relevance"]
 # Where a hit was found: nearest embeddings; full-text match (content, speaker, title); nearest among memories
 # naming an entity of the query; nearest within the time the query names; cited by a consolidated memory that
-# ranked well (hierarchy: evidence).
+# ranked there (hierarchy: evidence).
 Source = Literal["dense", "lexical", "entity", "time", "hierarchy"]
 Expansion = Literal["evidence"]
 # mixed: consolidated memories (summaries, facts, profiles) are hits like any other; evidence: they lead to the
@@ -36,12 +36,6 @@ class FusionWeights(BaseModel):
     # lexical ranking already matches names), so it is off unless asked for; doubling the time ranking helped LoCoMo.
     entity: float = Field(default=0.0, ge=0, le=10, description="Memories naming an entity the query names.")
     time: float = Field(default=2.0, ge=0, le=10, description="Memories within the time the query names.")
-    hierarchy: float = Field(
-        default=1.0,
-        ge=0,
-        le=10,
-        description="With hierarchy=evidence: memories cited by the consolidated memories that best match the query.",
-    )
 
 
 class SearchOptions(BaseModel):
@@ -101,9 +95,10 @@ class SearchOptions(BaseModel):
     hierarchy: Hierarchy | None = Field(
         default=None,
         description="What consolidated memories (POST /v1/consolidate: summaries, facts, profiles) do in a search. "
-        "mixed: they rank among the other memories and can be hits; evidence: hits are the memories they were "
-        "consolidated from: the evidence cited by those that best match the query ranks higher (matched_by "
-        "`hierarchy`, `via` naming them), and they are not hits themselves. Built-in default: mixed.",
+        "mixed: they rank among the other memories and can be hits; evidence: each is replaced, at its rank, by the "
+        "memory it was consolidated from (directly or through lower levels) that best matches the query and is "
+        "not a hit already (matched_by `hierarchy`, `via` naming it), so hits are memories as clients wrote them. "
+        "Built-in default: mixed.",
     )
 
 
@@ -233,7 +228,7 @@ class SearchHit(BaseModel):
     )
     via: list[uuid.UUID] = Field(
         default_factory=list,
-        description="With hierarchy=evidence: the consolidated memories that cite this hit and matched the query.",
+        description="With hierarchy=evidence: the consolidated memory whose place this hit took.",
     )
 
 

@@ -66,9 +66,8 @@ LEXICAL_SCAN_BUDGET = 2000
 MIN_IDF = 0.2  # a word in more than ~4 of 5 memories searched does not rank them
 _WORD = re.compile(r"\w+")
 
-# hierarchy: evidence reads the consolidated candidates that best match the query this far down (a profile cites
-# session summaries, those cite segment summaries and facts, and those the history).
-HIERARCHY_PARENTS = 10
+# hierarchy: evidence follows a consolidated hit's citations this far down to the history (a profile cites session
+# summaries, those cite segment summaries, and those the history).
 HIERARCHY_DEPTH = 3
 
 SOURCE_ORDER: list[Source] = ["dense", "lexical", "entity", "time", "hierarchy"]  # how `matched_by` lists them
@@ -270,14 +269,9 @@ def search(
         _complete(candidates, ranker, need_vectors=options.diversity > 0)
     if "entity" in rankings:
         _rerank_entities(candidates, facts, terms, options.weights)
-    by_relevance = hybrid and options.fusion == "relevance" and ranker is not None
-    if words is not None and (by_relevance or options.hierarchy == "evidence"):
-        _complete_lexical(db, where, words, candidates)
-    if options.hierarchy == "evidence":
-        if ranker is not None and options.weights.hierarchy > 0:
-            _rank_through_hierarchy(db, where, words, ranker, candidates, facts, options)
-        candidates = {i: c for i, c in candidates.items() if facts[i].consolidation_level is None}
-    if by_relevance:
+    if hybrid and options.fusion == "relevance" and ranker is not None:
+        if words is not None:
+            _complete_lexical(db, where, words, candidates)
         _fuse_by_relevance(candidates, options.weights)
     half_life = options.recency_half_life_days
     if half_life is None and hybrid and options.parse_time and asks_about_present(request.query):
@@ -289,6 +283,8 @@ def search(
         ordered = _reranked(db, tenant_id, ordered, request.query, reranker, request.top_k)
     if options.diversity > 0:
         ordered = _diversified(ordered, options.diversity, request.top_k)
+    if options.hierarchy == "evidence":
+        ordered = _down_to_evidence(db, where, words, ranker, ordered, facts, request.top_k)
     top = ordered[: request.top_k]
     if options.mode == "dense" and words is not None:
         # Not a ranking here, but the calibrated score reads how well the words match, whatever the mode.
@@ -455,58 +451,87 @@ def _complete_lexical(
 
 def _fuse_by_relevance(candidates: dict[uuid.UUID, Candidate], weights: FusionWeights) -> None:
     """Replace the dense and lexical rankings by one: the candidates in order of calibrated relevance (each
-    side's evidence scaled by its weight), which joins the other rankings (time, entity, hierarchy) by reciprocal
-    rank with the two sides' weight."""
+    side's evidence scaled by its weight), which joins the other rankings (time, entity) by reciprocal rank with
+    the two sides' weight."""
     joint = sorted(candidates.values(), key=lambda c: -MINILM.logit(c.dense, c.lexical, weights.dense, weights.lexical))
     for rank, candidate in enumerate(joint):
-        side_ranks = {source: r for source, r in candidate.ranks.items() if source not in ("dense", "lexical")}
+        side_ranks: dict[Source, int] = {s: r for s, r in candidate.ranks.items() if s in ("time", "entity")}
         candidate.fused = (weights.dense + weights.lexical) / (RRF_K + rank + 1) + _rrf(side_ranks, weights)
 
 
-def _rank_through_hierarchy(
+def _down_to_evidence(
     db: Session,
     where: MemoryFilter,
     words: "QueryWords | None",
-    ranker: DenseRanker,
-    candidates: dict[uuid.UUID, Candidate],
+    ranker: DenseRanker | None,
+    ordered: list[Candidate],
     facts: dict[uuid.UUID, repository.RankingFacts],
-    options: Options,
-) -> None:
-    """The hierarchy ranking: memories cited (directly, or through lower levels: profile, session, segment) by the
-    consolidated candidates that best match the query, ordered by how well the citing memory and the memory
-    itself match (the product of their relevances). Cited memories that no other ranking found become candidates,
-    scored like the others; those `where` leaves out do not."""
-    parents = sorted(
-        (c for c in candidates.values() if facts[c.memory_id].consolidation_level), key=lambda c: -c.relevance
-    )
-    route = {c.memory_id: (c.relevance, c.memory_id) for c in parents[:HIERARCHY_PARENTS]}
-    cited: dict[uuid.UUID, tuple[float, uuid.UUID]] = {}  # memory -> (best route's relevance, its top memory)
-    for _ in range(HIERARCHY_DEPTH):
-        sources = memory_repository.source_ids_of(db, where.tenant_id, list(route))
-        lower: dict[uuid.UUID, tuple[float, uuid.UUID]] = {}
-        for derived, source_ids in sources.items():
-            for source in source_ids:
-                if source not in cited or cited[source][0] < route[derived][0]:
-                    cited[source] = lower[source] = route[derived]
-        new = [i for i in lower if i not in facts]
-        facts.update(repository.ranking_facts(db, where, new) if new else {})
-        route = {i: r for i, r in lower.items() if i in facts and facts[i].consolidation_level}
-        if not route:
+    top_k: int,
+) -> list[Candidate]:
+    """The ranking with each consolidated memory (summary, fact, profile) replaced, at its place, by the memory it
+    cites (through lower levels, down to the history) that best matches the query and is not listed already: the
+    consolidated memory matched the query as a whole, and its best evidence is what answers it. That evidence must
+    be a confident match itself (calibrated relevance ≥ CONFIDENCE_BAR): a summary also matches for sentences
+    that are not about the query, and its best remaining evidence can be a near miss. Cited memories `where`
+    leaves out are passed over; a consolidated memory with nothing left to give drops out. (Without the bar,
+    near misses about other people took first places on the synthetic ladder: R@1 fell below consolidation off.)"""
+    head: list[Candidate] = []
+    originals = 0
+    for candidate in ordered:  # enough of the ranking for top_k hits even if every replacement drops out
+        head.append(candidate)
+        originals += facts[candidate.memory_id].consolidation_level is None
+        if originals >= top_k:
             break
-    reached = {i: r for i, r in cited.items() if i in facts and not facts[i].consolidation_level}
-    added = {i: Candidate(i) for i in reached if i not in candidates}
-    if added:
-        _complete(added, ranker, need_vectors=options.diversity > 0)
-        if words is not None:
-            _complete_lexical(db, where, words, added)
-        candidates.update(added)
-    ordered = sorted(reached, key=lambda i: -reached[i][0] * candidates[i].relevance)
-    for rank, memory_id in enumerate(ordered):
-        candidate = candidates[memory_id]
-        candidate.ranks["hierarchy"] = rank
-        candidate.via = [reached[memory_id][1]]
-        if options.fusion == "rrf":
-            candidate.fused = _rrf(candidate.ranks, options.weights)
+    cited = _cited_history(db, where, [c.memory_id for c in head if facts[c.memory_id].consolidation_level], facts)
+    known = {c.memory_id: c for c in ordered}
+    scored = {i: known.get(i) or Candidate(i) for ids in cited.values() for i in ids}
+    new = {i: c for i, c in scored.items() if i not in known}
+    if ranker is not None:
+        _complete(new, ranker, need_vectors=False)
+    if words is not None and new:
+        _complete_lexical(db, where, words, new)
+    listed: set[uuid.UUID] = set()
+    result: list[Candidate] = []
+    for rank, candidate in enumerate(ordered):
+        if facts[candidate.memory_id].consolidation_level is None:
+            if candidate.memory_id not in listed:
+                listed.add(candidate.memory_id)
+                result.append(candidate)
+            continue
+        choices = [scored[i] for i in cited.get(candidate.memory_id, []) if i not in listed]
+        best = max(choices, key=lambda c: c.relevance, default=None)
+        if best is None or best.relevance < CONFIDENCE_BAR:
+            continue
+        best.ranks["hierarchy"] = rank
+        best.via = [candidate.memory_id]
+        best.fused = max(best.fused, candidate.fused)
+        listed.add(best.memory_id)
+        result.append(best)
+    return result
+
+
+def _cited_history(
+    db: Session, where: MemoryFilter, consolidated: list[uuid.UUID], facts: dict[uuid.UUID, repository.RankingFacts]
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """For each consolidated memory, the memories of the history it cites, directly or through the levels below
+    it, that `where` selects (`facts` gains theirs)."""
+    reaches = {memory_id: [memory_id] for memory_id in consolidated}  # what each cites at the level reached
+    history: dict[uuid.UUID, list[uuid.UUID]] = {memory_id: [] for memory_id in consolidated}
+    for _ in range(HIERARCHY_DEPTH):
+        sources = memory_repository.source_ids_of(
+            db, where.tenant_id, list({i for ids in reaches.values() for i in ids})
+        )
+        unseen = [i for ids in sources.values() for i in ids if i not in facts]
+        facts.update(repository.ranking_facts(db, where, unseen) if unseen else {})
+        lower: dict[uuid.UUID, list[uuid.UUID]] = {}
+        for top, ids in reaches.items():
+            below = [s for i in ids for s in sources.get(i, []) if s in facts]
+            history[top] += [s for s in below if facts[s].consolidation_level is None]
+            lower[top] = [s for s in below if facts[s].consolidation_level is not None]
+        reaches = {top: ids for top, ids in lower.items() if ids}
+        if not reaches:
+            break
+    return {top: list(dict.fromkeys(ids)) for top, ids in history.items()}
 
 
 def _rerank_entities(

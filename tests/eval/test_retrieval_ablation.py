@@ -33,6 +33,7 @@ def test_rows_are_the_ablation_steps_in_order(ablation: ModuleType):
         "+ contextual indexing",
         "+ time parsing",
         "+ entities",
+        "consolidated, mixed",
         "+ hierarchy",
         "+ rerank",
     ]
@@ -40,10 +41,11 @@ def test_rows_are_the_ablation_steps_in_order(ablation: ModuleType):
     assert by_label["hybrid"].fields == {"mode": "hybrid", "parse_time": False, "weights": {"entity": 0, "time": 0}}
     assert by_label["hybrid, rank fusion"].fields == by_label["hybrid"].fields | {"fusion": "rrf"}
     assert by_label["+ contextual indexing"].fields == by_label["hybrid"].fields
-    assert by_label["+ hierarchy"].fields == {"parse_time": True, "expand": ["evidence"]}
+    assert by_label["consolidated, mixed"].fields == {"parse_time": True}
+    assert by_label["+ hierarchy"].fields == {"parse_time": True, "hierarchy": "evidence"}
 
 
-def test_plan_without_rerank_runs_eight_rows_on_three_servers(ablation: ModuleType):
+def test_plan_without_rerank_runs_nine_rows_on_three_servers(ablation: ModuleType):
     plan = ablation.ablation_plan(rerank=False)
 
     assert [configuration for configuration, _ in plan] == [
@@ -53,7 +55,7 @@ def test_plan_without_rerank_runs_eight_rows_on_three_servers(ablation: ModuleTy
     ]
     assert [variant.name for variant in plan[0][1]] == ["dense only", "lexical only", "hybrid, rank fusion", "hybrid"]
     assert [variant.name for variant in plan[1][1]] == ["+ contextual indexing", "+ time parsing", "+ entities"]
-    assert [variant.name for variant in plan[2][1]] == ["+ hierarchy"]
+    assert [variant.name for variant in plan[2][1]] == ["consolidated, mixed", "+ hierarchy"]
     assert plan[0][1][0] == SearchVariant("dense only", {"mode": "dense", "parse_time": False})
 
 
@@ -61,7 +63,7 @@ def test_plan_with_rerank_gives_the_consolidated_server_a_reranker(ablation: Mod
     plan = ablation.ablation_plan(rerank=True, reranker_path="/models/ce")
 
     assert plan[2][0].settings == {"RERANKER_PATH": "/models/ce"}
-    assert plan[2][1][-1] == SearchVariant("+ rerank", {"parse_time": True, "expand": ["evidence"], "rerank": True})
+    assert plan[2][1][-1] == SearchVariant("+ rerank", {"parse_time": True, "hierarchy": "evidence", "rerank": True})
 
 
 def _rung(size: int, sr: float, fr: float | None) -> dict[str, Any]:

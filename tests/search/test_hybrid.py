@@ -204,7 +204,7 @@ def test_tenant_search_defaults_apply_until_a_request_overrides_them(client):
     }
     saved = client.put(url, json={"mode": "lexical", "weights": {"lexical": 2}}, headers=ADMIN)
     assert saved.status_code == 200, saved.text
-    assert saved.json()["weights"] == {"dense": 1.0, "lexical": 2.0, "entity": 0.0, "time": 2.0, "hierarchy": 1.0}
+    assert saved.json()["weights"] == {"dense": 1.0, "lexical": 2.0, "entity": 0.0, "time": 2.0}
 
     assert search(client, tenant, query="wifi password")["mode"] == "lexical"
     assert search(client, tenant, query="wifi password", mode="dense")["mode"] == "dense"
