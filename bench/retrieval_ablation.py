@@ -19,8 +19,8 @@ by rung and runs every query with each of its rows' search requests:
     + contextual indexing  contextual  the hybrid request
     + time parsing         contextual  parse_time=true (default weights: entity 0, time 2)
     + entities             contextual  parse_time=true, weights.entity=0.5 (measured, not kept by default)
-    consolidated, mixed    consolidated  parse_time=true (consolidated memories are hits like any other)
-    + hierarchy            consolidated  parse_time=true, hierarchy=evidence (they give their place to their evidence)
+    consolidated, mixed    consolidated  parse_time=true, hierarchy=mixed (summaries and facts are hits like any other)
+    + hierarchy            consolidated  parse_time=true (hierarchy=evidence, the default: they bring in their evidence)
     + rerank               consolidated  parse_time=true, hierarchy=evidence, rerank=true  (only with --rerank)
 
 Writes bench/results/retrieval_ablation.{json,md,png}: R@1, SR@10, FR@10, hard-negative intrusion@10 and client-side
@@ -77,9 +77,9 @@ ROWS = (
     AblationRow("+ contextual indexing", CONTEXTUAL, _HYBRID),
     AblationRow("+ time parsing", CONTEXTUAL, {"parse_time": True}),
     AblationRow("+ entities", CONTEXTUAL, {"parse_time": True, "weights": {"entity": 0.5}}),
-    AblationRow("consolidated, mixed", CONSOLIDATED, {"parse_time": True}),
-    AblationRow("+ hierarchy", CONSOLIDATED, {"parse_time": True, "hierarchy": "evidence"}),
-    AblationRow("+ rerank", CONSOLIDATED, {"parse_time": True, "hierarchy": "evidence", "rerank": True}, True),
+    AblationRow("consolidated, mixed", CONSOLIDATED, {"parse_time": True, "hierarchy": "mixed"}),
+    AblationRow("+ hierarchy", CONSOLIDATED, {"parse_time": True}),
+    AblationRow("+ rerank", CONSOLIDATED, {"parse_time": True, "rerank": True}, True),
 )
 
 

@@ -14,6 +14,8 @@ from sqlalchemy.orm.util import AliasedClass
 
 from memsvc.models import Memory, MemoryLink, MemoryVersion
 
+RESTATING_LEVELS = ("segment", "session", "profile", "fact")  # consolidation levels that restate their sources
+
 
 @dataclass(frozen=True)
 class MemoryFilter:
@@ -30,6 +32,9 @@ class MemoryFilter:
     valid_at: datetime | None = None
     entities: Sequence[str] = ()  # names all of these (normalized entity forms)
     mentions_any: Sequence[str] = ()  # names at least one of these
+    # Only consolidation's summaries and facts (True), which restate the memories they cite; only the rest
+    # (False: what clients wrote, and the procedures consolidation learned); or both (None).
+    restatements: bool | None = None
 
     def apply(self, query: Select[Any], memory: "type[Memory] | AliasedClass[Memory]" = Memory) -> Select[Any]:
         """`query` narrowed to these memories, as rows of `memory` (the table, or rows of it read otherwise)."""
@@ -57,6 +62,10 @@ class MemoryFilter:
             query = query.where(memory.entities.contains(list(self.entities)))
         if self.mentions_any:
             query = query.where(memory.entities.overlap(list(self.mentions_any)))
+        if self.restatements is not None:
+            level = memory.consolidation_level
+            restating = level.in_(RESTATING_LEVELS)
+            query = query.where(restating if self.restatements else level.is_(None) | ~restating)
         return query
 
 

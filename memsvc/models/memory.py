@@ -49,6 +49,12 @@ class Memory(Base):
         Index("ix_memories_search_tsv", "search_tsv", postgresql_using="gin"),
         Index("ix_memories_entities", "entities", postgresql_using="gin"),
         Index("ix_memories_pending", "tenant_id", "seq", postgresql_where=text("embedding_status = 'pending'")),
+        Index(
+            "ix_memories_consolidated",
+            "tenant_id",
+            "seq",
+            postgresql_where=text("consolidation_level IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

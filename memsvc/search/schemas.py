@@ -18,8 +18,8 @@ Fusion = Literal["rrf", "relevance"]
 # ranked there (hierarchy: evidence).
 Source = Literal["dense", "lexical", "entity", "time", "hierarchy"]
 Expansion = Literal["evidence"]
-# mixed: consolidated memories (summaries, facts, profiles) are hits like any other; evidence: they lead to the
-# memories they cite and are not hits themselves.
+# evidence: consolidated summaries and facts lead to the memories they cite and are not hits themselves; mixed:
+# they are hits like any other memory.
 Hierarchy = Literal["mixed", "evidence"]
 
 
@@ -94,11 +94,12 @@ class SearchOptions(BaseModel):
     )
     hierarchy: Hierarchy | None = Field(
         default=None,
-        description="What consolidated memories (POST /v1/consolidate: summaries, facts, profiles) do in a search. "
-        "mixed: they rank among the other memories and can be hits; evidence: each is replaced, at its rank, by the "
-        "memory it was consolidated from (directly or through lower levels) that best matches the query and is "
-        "not a hit already (matched_by `hierarchy`, `via` naming it), so hits are memories as clients wrote them. "
-        "Built-in default: mixed.",
+        description="What consolidated summaries and facts (POST /v1/consolidate) do in a search. evidence: they "
+        "are ranked apart from the memories clients wrote, and each of the best matches brings in, at the place "
+        "its relevance earns, the memory it was consolidated from (directly or through lower levels) that best "
+        "matches the query (matched_by `hierarchy`, `via` naming it); they are not hits themselves. mixed: they "
+        "rank among the other memories and are hits like them. Learned procedures are hits either way. Built-in "
+        "default: evidence (mixed lost evidence on the synthetic ladder, bench/results/retrieval_ablation.md).",
     )
 
 

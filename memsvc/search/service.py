@@ -107,7 +107,7 @@ class Options:
             min_score=pick("min_score", None),
             diversity=pick("diversity", 0.0),
             rerank=pick("rerank", False),
-            hierarchy=pick("hierarchy", "mixed"),
+            hierarchy=pick("hierarchy", "evidence"),
         )
 
 
@@ -233,6 +233,9 @@ def search(
         occurred_before=request.occurred_before,
         valid_at=None if request.include_expired else (request.as_of or now),
         entities=[normalize_entity(e) for e in request.entities or []],
+        # Through the hierarchy, consolidated summaries and facts are ranked apart: among the memories they restate
+        # they crowd those out of the candidates.
+        restatements=False if options.hierarchy == "evidence" else None,
     )
     pool = min(MAX_CANDIDATES, max(MIN_CANDIDATES, 3 * request.top_k))
     rankings: dict[Source, list[tuple[uuid.UUID, float]]] = {}
@@ -283,8 +286,8 @@ def search(
         ordered = _reranked(db, tenant_id, ordered, request.query, reranker, request.top_k)
     if options.diversity > 0:
         ordered = _diversified(ordered, options.diversity, request.top_k)
-    if options.hierarchy == "evidence":
-        ordered = _down_to_evidence(db, where, words, ranker, ordered, facts, request.top_k)
+    if options.hierarchy == "evidence" and ranker is not None:
+        ordered = _with_consolidated_evidence(db, where, words, ranker, ordered, facts, request.top_k)
     top = ordered[: request.top_k]
     if options.mode == "dense" and words is not None:
         # Not a ranking here, but the calibrated score reads how well the words match, whatever the mode.
@@ -397,6 +400,7 @@ def _narrowed(where: MemoryFilter) -> bool:
             where.occurred_before,
             where.entities,
             where.mentions_any,
+            where.restatements,  # True: the few consolidated summaries and facts (False leaves most of a store)
         )
     )
 
@@ -459,54 +463,55 @@ def _fuse_by_relevance(candidates: dict[uuid.UUID, Candidate], weights: FusionWe
         candidate.fused = (weights.dense + weights.lexical) / (RRF_K + rank + 1) + _rrf(side_ranks, weights)
 
 
-def _down_to_evidence(
+def _with_consolidated_evidence(
     db: Session,
     where: MemoryFilter,
     words: "QueryWords | None",
-    ranker: DenseRanker | None,
+    ranker: DenseRanker,
     ordered: list[Candidate],
     facts: dict[uuid.UUID, repository.RankingFacts],
     top_k: int,
 ) -> list[Candidate]:
-    """The ranking with each consolidated memory (summary, fact, profile) replaced, at its place, by the memory it
-    cites (through lower levels, down to the history) that best matches the query and is not listed already: the
-    consolidated memory matched the query as a whole, and its best evidence is what answers it. That evidence must
-    be a confident match itself (calibrated relevance ≥ CONFIDENCE_BAR): a summary also matches for sentences
-    that are not about the query, and its best remaining evidence can be a near miss. Cited memories `where`
-    leaves out are passed over; a consolidated memory with nothing left to give drops out. (Without the bar,
-    near misses about other people took first places on the synthetic ladder: R@1 fell below consolidation off.)"""
-    head: list[Candidate] = []
-    originals = 0
-    for candidate in ordered:  # enough of the ranking for top_k hits even if every replacement drops out
-        head.append(candidate)
-        originals += facts[candidate.memory_id].consolidation_level is None
-        if originals >= top_k:
-            break
-    cited = _cited_history(db, where, [c.memory_id for c in head if facts[c.memory_id].consolidation_level], facts)
+    """The ranking of the memories clients wrote (`where` leaves consolidated summaries and facts out) with the
+    evidence of the summaries and facts that best match the query brought in: each of the top_k, best first, puts
+    the memory it cites
+    (through lower levels, down to the history) that best matches the query at the place the consolidated memory's
+    own relevance earns among the hits: it matched the query as a whole, and its best evidence is what answers it.
+    That evidence must be a confident match itself (calibrated relevance ≥ CONFIDENCE_BAR; a summary also matches
+    for sentences that are not about the query, and without the bar near misses about other people took first
+    places on the synthetic ladder), and is moved up if it ranked lower, never down."""
+    consolidated = replace(where, restatements=True)
+    routes = {
+        memory_id: Candidate(memory_id, dense=similarity)
+        for memory_id, similarity in ranker.nearest(consolidated, top_k, filtered=True, top_k=top_k)
+    }
+    if not routes:
+        return ordered
+    if words is not None:
+        _complete_lexical(db, consolidated, words, routes)
+    cited = _cited_history(db, replace(where, restatements=None), list(routes), facts)
     known = {c.memory_id: c for c in ordered}
     scored = {i: known.get(i) or Candidate(i) for ids in cited.values() for i in ids}
     new = {i: c for i, c in scored.items() if i not in known}
-    if ranker is not None:
-        _complete(new, ranker, need_vectors=False)
+    _complete(new, ranker, need_vectors=False)
     if words is not None and new:
         _complete_lexical(db, where, words, new)
-    listed: set[uuid.UUID] = set()
-    result: list[Candidate] = []
-    for rank, candidate in enumerate(ordered):
-        if facts[candidate.memory_id].consolidation_level is None:
-            if candidate.memory_id not in listed:
-                listed.add(candidate.memory_id)
-                result.append(candidate)
+    result = list(ordered)
+    for route in sorted(routes.values(), key=lambda c: -c.relevance):
+        place = next((n for n, c in enumerate(result) if c.relevance < route.relevance), len(result))
+        above = {c.memory_id for c in result[:place]}
+        best = max(
+            (scored[i] for i in cited.get(route.memory_id, []) if i not in above),
+            key=lambda c: c.relevance,
+            default=None,
+        )
+        if best is None or best.relevance < CONFIDENCE_BAR or place >= top_k:
             continue
-        choices = [scored[i] for i in cited.get(candidate.memory_id, []) if i not in listed]
-        best = max(choices, key=lambda c: c.relevance, default=None)
-        if best is None or best.relevance < CONFIDENCE_BAR:
-            continue
-        best.ranks["hierarchy"] = rank
-        best.via = [candidate.memory_id]
-        best.fused = max(best.fused, candidate.fused)
-        listed.add(best.memory_id)
-        result.append(best)
+        if best in result:
+            result.remove(best)
+        best.ranks["hierarchy"] = place
+        best.via = [route.memory_id]
+        result.insert(place, best)
     return result
 
 

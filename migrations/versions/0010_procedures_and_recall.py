@@ -4,6 +4,8 @@
   sequence that recurred in a scope's history. Each how-to sequence found is recorded in `consolidated_segments`
   at level `episode` (its memory: the one holding the steps; its embedding: the steps'), so that a recurrence is
   recognised across jobs.
+- `ix_memories_consolidated`: a scope's consolidated memories, read apart from the history by search with
+  `hierarchy: evidence`.
 - `recall_projections`: per scope, the query and key projections (Wq, Wk) that `memsvc consolidation
   train-recall` fitted on the scope's own segments, used by its later consolidations instead of identity.
 
@@ -29,6 +31,12 @@ def upgrade() -> None:
         "ck_memories_consolidation_level_known",
         "memories",
         "consolidation_level IN ('segment', 'session', 'profile', 'fact', 'procedure')",
+    )
+    op.create_index(
+        "ix_memories_consolidated",
+        "memories",
+        ["tenant_id", "seq"],
+        postgresql_where=sa.text("consolidation_level IS NOT NULL"),
     )
     op.create_table(
         "recall_projections",
@@ -59,6 +67,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP TABLE recall_projections")
+    op.drop_index("ix_memories_consolidated", table_name="memories")
     op.execute("DELETE FROM consolidated_segments WHERE level = 'episode'")
     op.execute("DELETE FROM memories WHERE consolidation_level = 'procedure'")
     op.drop_constraint("ck_memories_consolidation_level_known", "memories", type_="check")

@@ -127,7 +127,13 @@ def test_search_finds_a_summary_and_expands_it_to_its_evidence(client):
     consolidate(client, tenant, user_id="alice")
     found = client.post(
         "/v1/search",
-        json={"query": "Where did Alice move for work?", "user_id": "alice", "expand": ["evidence"], "top_k": 20},
+        json={
+            "query": "Where did Alice move for work?",
+            "user_id": "alice",
+            "hierarchy": "mixed",
+            "expand": ["evidence"],
+            "top_k": 20,
+        },
         headers=tenant.headers,
     )
     assert found.status_code == 200, found.text
@@ -166,11 +172,11 @@ def test_hierarchy_evidence_returns_the_history_the_best_summaries_cite_instead_
     # Two turns' worth in one question: the segment summary holding both sentences matches it best.
     query = "Alice moved to Lisbon for a job at a bakery, which opens at 6, so she wakes up at 5"
 
-    mixed = search_hits(client, tenant, query=query, top_k=20)
+    mixed = search_hits(client, tenant, query=query, top_k=20, hierarchy="mixed")
     top = mixed[0]["memory"]
     assert top["consolidation_level"] is not None  # a summary or fact ranks first among the turns
 
-    routed = search_hits(client, tenant, query=query, top_k=20, hierarchy="evidence")
+    routed = search_hits(client, tenant, query=query, top_k=20)  # hierarchy: evidence, the default
     assert routed and {h["memory"]["id"] for h in routed} <= history  # consolidated hits gave way to their sources
     assert routed[0]["via"] == [top["id"]] and "hierarchy" in routed[0]["matched_by"]
     assert routed[0]["memory"]["id"] in cited_by(top["id"], written)

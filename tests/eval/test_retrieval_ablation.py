@@ -41,8 +41,8 @@ def test_rows_are_the_ablation_steps_in_order(ablation: ModuleType):
     assert by_label["hybrid"].fields == {"mode": "hybrid", "parse_time": False, "weights": {"entity": 0, "time": 0}}
     assert by_label["hybrid, rank fusion"].fields == by_label["hybrid"].fields | {"fusion": "rrf"}
     assert by_label["+ contextual indexing"].fields == by_label["hybrid"].fields
-    assert by_label["consolidated, mixed"].fields == {"parse_time": True}
-    assert by_label["+ hierarchy"].fields == {"parse_time": True, "hierarchy": "evidence"}
+    assert by_label["consolidated, mixed"].fields == {"parse_time": True, "hierarchy": "mixed"}
+    assert by_label["+ hierarchy"].fields == by_label["+ time parsing"].fields  # the default, on consolidated data
 
 
 def test_plan_without_rerank_runs_nine_rows_on_three_servers(ablation: ModuleType):
@@ -63,7 +63,7 @@ def test_plan_with_rerank_gives_the_consolidated_server_a_reranker(ablation: Mod
     plan = ablation.ablation_plan(rerank=True, reranker_path="/models/ce")
 
     assert plan[2][0].settings == {"RERANKER_PATH": "/models/ce"}
-    assert plan[2][1][-1] == SearchVariant("+ rerank", {"parse_time": True, "hierarchy": "evidence", "rerank": True})
+    assert plan[2][1][-1] == SearchVariant("+ rerank", {"parse_time": True, "rerank": True})
 
 
 def _rung(size: int, sr: float, fr: float | None) -> dict[str, Any]:
