@@ -5,7 +5,8 @@ previous one (sensory memory) and with the earlier summaries that memory recall 
 long-term cache (attention of the segment's first-half embedding S_n over the cached memory embeddings), and a
 backend writes its summary and facts, every sentence citing its sources. Sentences whose names or numbers do not
 occur in their sources are rejected. The summary's embedding M_n joins the cache. Segment summaries roll up into
-a session summary, and session summaries into the user's profile; each is linked to what it came from.
+a session summary, and session summaries into the user's profile; each is linked to what it came from. How-to
+sequences found in the history are recorded, and one that recurs becomes a procedural memory.
 
 Each segment is written in its own transaction, recorded by the hash of its sources: a job that stops half-way
 and runs again (redelivery, retry) carries on where it stopped, and running again on the same history writes
