@@ -132,9 +132,19 @@ def load_datasets(names: Sequence[str], synthetic_spec: str, quick: bool) -> lis
         else:
             raise ValueError(f"unknown dataset {name!r}; expected some of {', '.join(DATASETS)}")
         if quick and name != "synthetic":
-            dataset = replace(dataset, queries=dataset.queries[:QUICK_QUERIES])
+            dataset = quick_slice(dataset)
         datasets.append(dataset)
     return datasets
+
+
+def quick_slice(dataset: Dataset) -> Dataset:
+    """The first QUICK_QUERIES queries, and only the documents of the users they ask about when each names its
+    user (a LoCoMo conversation is searched within itself, so the other conversations would only cost ingest)."""
+    queries = dataset.queries[:QUICK_QUERIES]
+    users = {query.user_id for query in queries}
+    if None in users:
+        return replace(dataset, queries=queries)
+    return replace(dataset, queries=queries, documents=[d for d in dataset.documents if d.user_id in users])
 
 
 # The synthetic ladder's distractors are other users' memories (a crowd): only a search over the whole tenant

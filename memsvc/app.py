@@ -13,6 +13,7 @@ from memsvc.consolidation.router import router as consolidation_router
 from memsvc.core.body_limit import BodySizeLimitMiddleware
 from memsvc.core.db import make_engine, make_session_factory, pgvector_version, require_pgvector
 from memsvc.core.errors import install_error_handlers, serve_problem_schemas_as_problem_json
+from memsvc.core.request_id import RequestIdMiddleware
 from memsvc.core.settings import Settings
 from memsvc.embeddings.embedder import Embedder, EmbedderPool
 from memsvc.embeddings.service import FitSampling, ModelConfig, adopt_configured_space
@@ -105,6 +106,7 @@ def create_app(settings: Settings, database_url: str, embedder: Embedder | None 
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)  # added last: outermost
     routers = (
         health_router,
         tenants_router,

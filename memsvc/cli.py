@@ -173,6 +173,34 @@ def _train_recall(args: argparse.Namespace) -> int:
     return 0
 
 
+def _openapi(args: argparse.Namespace) -> int:
+    from memsvc import openapi
+
+    if args.check:
+        if openapi.COMMITTED.read_text() == openapi.render(openapi.served_document()):
+            return 0
+        print(f"{openapi.COMMITTED} is out of date: run `memsvc openapi --write`", file=sys.stderr)
+        return 1
+    if args.write:
+        changed = openapi.write()
+        print(f"{openapi.COMMITTED}: {'updated' if changed else 'already up to date'}")
+        return 0
+    sys.stdout.write(openapi.render(openapi.served_document()))
+    return 0
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    try:
+        from memsvc_client.mcp import main as mcp_main
+    except ImportError:
+        print(
+            "memsvc: the MCP server needs the Python client with its MCP extra: pip install 'memsvc-client[mcp]'",
+            file=sys.stderr,
+        )
+        return 2
+    return mcp_main(args.args, prog="memsvc mcp")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memsvc", description="Long-term memory service for AI agents.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -226,11 +254,30 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, default=200, help="optimizer steps")
     train.add_argument("--dim", type=int, default=None, help="projected dimension (default: the embedding's)")
     train.set_defaults(run=_train_recall)
+
+    schema = commands.add_parser("openapi", help="print the REST API's OpenAPI document (what the app serves)")
+    action = schema.add_mutually_exclusive_group()
+    action.add_argument("--write", action="store_true", help="update the repository's committed openapi.json")
+    action.add_argument("--check", action="store_true", help="exit 1 if the committed openapi.json is out of date")
+    schema.set_defaults(run=_openapi)
+
+    # Everything after `mcp` is memsvc-mcp's own arguments (its --help included): a prefix character no argument
+    # can contain keeps this parser from reading any of them as its options.
+    mcp = commands.add_parser(
+        "mcp",
+        help="serve memory to MCP hosts as tools, over stdio or HTTP (memsvc-mcp; `memsvc mcp --help`)",
+        add_help=False,
+        prefix_chars="\0",
+    )
+    mcp.add_argument("args", nargs=argparse.REMAINDER)
+    mcp.set_defaults(run=_mcp)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Alembic announces each plugin it sets up at INFO on import; an operator needs its migrations, not that.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     from memsvc.core.db import PgvectorMissing
     from memsvc.core.errors import ServiceError

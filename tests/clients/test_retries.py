@@ -22,7 +22,7 @@ from tests.conftest import ADMIN_KEY
 class DroppingProxy:
     """A TCP relay to the live server that, for the first `drops` connections, passes the request on, waits
     until the server starts answering (the write is committed by then) and closes the client's connection
-    without the answer. Records each connection's first request's Idempotency-Key."""
+    without the answer. Records each connection's first request's Idempotency-Key and X-Request-ID."""
 
     def __init__(self, upstream_port: int, drops: int) -> None:
         self._upstream_port = upstream_port
@@ -30,6 +30,7 @@ class DroppingProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self.idempotency_keys: list[str | None] = []
+        self.request_ids: list[str | None] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def close(self) -> None:
@@ -47,6 +48,7 @@ class DroppingProxy:
         with client, socket.create_connection(("127.0.0.1", self._upstream_port)) as upstream:
             request = _read_request(client)
             self.idempotency_keys.append(_header(request, "idempotency-key"))
+            self.request_ids.append(_header(request, "x-request-id"))
             upstream.sendall(request)
             if self._drops_left > 0:
                 self._drops_left -= 1
@@ -110,6 +112,8 @@ def test_a_write_whose_answer_was_lost_is_retried_with_the_same_key_and_stored_o
 
     first, retry = dropping_proxy.idempotency_keys
     assert first is not None and first == retry
+    first_id, retry_id = dropping_proxy.request_ids  # the server's logs name the call, not the attempt
+    assert first_id is not None and first_id == retry_id
     # The first attempt stored it; without the same key the retry would have answered "duplicate", created 0.
     assert written.created == 1 and written.results[0].status == "created"
     assert [m.id for m in memsvc.memories.list(user_id="retry")] == [written.results[0].id]

@@ -93,6 +93,14 @@ def test_sessions_add_and_list_messages_in_turn_order_across_pages(memsvc):
     assert [m.turn_index for m in second.data] == [2, 3]
 
 
+@pytest.mark.parametrize("session_id", ["team/alpha/2024", "..", "50% off?#frag", "ends/with/messages"])
+def test_any_session_id_is_addressable(memsvc, session_id):
+    written = memsvc.sessions.add_messages(session_id, messages=[Message(role="user", content="Hi.")], user_id="u")
+    assert written.created == 1
+    [message] = memsvc.sessions.list_messages(session_id)
+    assert message.session_id == session_id and message.id == written.results[0].id
+
+
 def test_memories_list_pages_through_more_memories_than_a_page(memsvc):
     ids = add_and_wait(memsvc, *[NewMemory(type="semantic", user_id="pager", content=f"Fact {n}.") for n in range(7)])
     page = memsvc.memories.list(user_id="pager", limit=3, order="asc")

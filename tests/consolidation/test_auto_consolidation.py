@@ -12,8 +12,14 @@ from tests.conftest import add_memories, create_tenant, wait_for_job
 THRESHOLD_WORDS = 20_000
 
 
+# ~6,000 words a turn: few turns pass the threshold, and consolidating them (the test's cost) stays short.
+_SENTENCE = (
+    "We talked about " + ", ".join(["the bakery", "the early shifts", "the new flat near the river"] * 46) + ". "
+)
+
+
 def long_history(user: str, turns: int) -> list[dict]:
-    filler = "We talked about the bakery, the early shifts and the new flat near the river. " * 360  # ~5,000 words
+    filler = _SENTENCE * 12
     return [
         {"type": "dialogue", "user_id": user, "session_id": f"{user}-s", "content": f"Turn {n}. {filler}"}
         for n in range(turns)
@@ -26,7 +32,7 @@ def test_a_user_past_the_word_threshold_gets_one_consolidation_job_and_is_not_du
     config = ConsolidationConfig(auto_words=THRESHOLD_WORDS)
     tenant = create_tenant(client)
     talker, quiet = f"talker-{uuid.uuid4().hex[:6]}", f"quiet-{uuid.uuid4().hex[:6]}"
-    add_memories(client, tenant, *long_history(talker, 5), *long_history(quiet, 2))
+    add_memories(client, tenant, *long_history(talker, 4), *long_history(quiet, 2))  # ~24,000 and ~12,000 words
 
     enqueued: list[tuple[uuid.UUID, uuid.UUID, str]] = []
     sweep(factory, timedelta(hours=1), lambda t, j, k: enqueued.append((t, j, k)), config)

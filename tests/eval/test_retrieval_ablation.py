@@ -149,6 +149,10 @@ def test_quick_datasets_are_small(ablation: ModuleType):
     assert synthetic.rungs() == [300]
     assert len(locomo.queries) == len(mteb.queries) == ablation.QUICK_QUERIES
     assert locomo.now is not None and mteb.now is None
+    # Only the conversations the quick queries ask about are ingested, every gold turn among them.
+    asked = {query.user_id for query in locomo.queries}
+    assert {document.user_id for document in locomo.documents} == asked and len(asked) < 4
+    assert {gold for query in locomo.queries for gold in query.gold} <= {d.id for d in locomo.documents}
 
 
 @pytest.mark.slow

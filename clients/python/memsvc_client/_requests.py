@@ -15,6 +15,7 @@ from pydantic_core import to_jsonable_python
 
 from memsvc_client._routes import ROUTES, Route
 from memsvc_client._version import __version__
+from memsvc_client.errors import REQUEST_ID_HEADER
 from memsvc_client.models import ExportRecord, Message, NewMemory
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
@@ -53,10 +54,17 @@ def default_headers(api_key: str | None) -> dict[str, str]:
     return headers
 
 
+def _path_segment(value: str) -> str:
+    """`value` as one path segment: "/" and every other reserved character percent-encoded, and "." too, so that
+    a session id such as ".." is not read as a dot segment and normalised away on the way."""
+    return quote(value, safe="").replace(".", "%2E")
+
+
 @dataclass(frozen=True)
 class Call:
-    """One request, ready to send as many times as retries need. A write's Idempotency-Key is chosen here, once,
-    so that every retry of the call carries the same key."""
+    """One request, ready to send as many times as retries need. A write's Idempotency-Key and the call's
+    X-Request-ID are chosen here, once, so that every retry carries the same key, and the server's logs and an
+    error's `request_id` name the call, not one attempt."""
 
     route: Route
     path_params: Mapping[str, str] = field(default_factory=dict)
@@ -65,13 +73,14 @@ class Call:
     content: bytes | None = None
     content_type: str | None = None
     idempotency_key: str | None = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
     def url(self) -> str:
-        return self.route.path.format(**{name: quote(value, safe="") for name, value in self.path_params.items()})
+        return self.route.path.format(**{name: _path_segment(value) for name, value in self.path_params.items()})
 
     def headers(self) -> dict[str, str]:
-        headers: dict[str, str] = {}
+        headers = {REQUEST_ID_HEADER: self.request_id}
         if self.idempotency_key is not None:
             headers["Idempotency-Key"] = self.idempotency_key
         if self.content_type is not None:
@@ -79,7 +88,8 @@ class Call:
         return headers
 
     def with_cursor(self, cursor: str) -> "Call":
-        return replace(self, params=(*((k, v) for k, v in self.params if k != "cursor"), ("cursor", cursor)))
+        params = (*((k, v) for k, v in self.params if k != "cursor"), ("cursor", cursor))
+        return replace(self, params=params, request_id=uuid.uuid4().hex)  # a new request: its own id
 
 
 def _call(

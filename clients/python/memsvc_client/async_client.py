@@ -309,9 +309,11 @@ class AsyncMemoryClient:
         max_retries: int = calls.DEFAULT_MAX_RETRIES,
     ) -> None:
         self.base_url = calls.base_url_from(base_url)
+        self.api_key = calls.api_key_from(api_key)
+        self.timeout = timeout
         self.max_retries = max_retries
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, timeout=timeout, headers=calls.default_headers(calls.api_key_from(api_key))
+            base_url=self.base_url, timeout=timeout, headers=calls.default_headers(self.api_key)
         )
         self.memories = AsyncMemories(self)
         self.sessions = AsyncSessions(self)

@@ -303,10 +303,10 @@ class MemoryClient:
         max_retries: int = calls.DEFAULT_MAX_RETRIES,
     ) -> None:
         self.base_url = calls.base_url_from(base_url)
+        self.api_key = calls.api_key_from(api_key)
+        self.timeout = timeout
         self.max_retries = max_retries
-        self._http = httpx.Client(
-            base_url=self.base_url, timeout=timeout, headers=calls.default_headers(calls.api_key_from(api_key))
-        )
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=calls.default_headers(self.api_key))
         self.memories = Memories(self)
         self.sessions = Sessions(self)
         self.jobs = Jobs(self)
