@@ -7,6 +7,7 @@ import os
 import secrets
 import signal
 import sys
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -87,10 +88,41 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _migrate(_: argparse.Namespace) -> int:
+def _migrate(args: argparse.Namespace) -> int:
     from memsvc.core.migrate import upgrade_to_head
 
+    if args.check or args.wait:
+        return _await_migrations(args)
     upgrade_to_head(resolve_database_url(get_settings()))
+    print("database schema is at head")
+    return 0
+
+
+MIGRATION_POLL_S = 2.0
+
+
+def _await_migrations(args: argparse.Namespace) -> int:
+    """`migrate --check` / `--wait`: apply nothing, tell (or wait until) the schema is at this code's head; for
+    processes that must not start before another one has migrated (Kubernetes init containers)."""
+    from memsvc.core.migrate import schema_lag
+
+    settings = get_settings()
+    if settings.database_url is None:
+        print(
+            "memsvc: --check and --wait need MEMSVC_DATABASE_URL (the embedded default migrates at `memsvc serve`)",
+            file=sys.stderr,
+        )
+        return 2
+    deadline = time.monotonic() + args.timeout
+    reported = None
+    while (lag := schema_lag(settings.database_url)) is not None:
+        if args.check or time.monotonic() >= deadline:
+            print(f"memsvc: {lag}", file=sys.stderr)
+            return 1
+        if lag != reported:  # one line per change of state, not one per poll
+            print(f"waiting for migrations: {lag}", flush=True)
+            reported = lag
+        time.sleep(MIGRATION_POLL_S)
     print("database schema is at head")
     return 0
 
@@ -221,7 +253,18 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--log-level", default="info")
     worker.set_defaults(run=_worker)
 
-    commands.add_parser("migrate", help="apply database migrations").set_defaults(run=_migrate)
+    migrate = commands.add_parser("migrate", help="apply database migrations (or check or wait for them)")
+    migrate_mode = migrate.add_mutually_exclusive_group()
+    migrate_mode.add_argument(
+        "--check", action="store_true", help="apply nothing: exit 0 if the schema is at head, 1 if not"
+    )
+    migrate_mode.add_argument(
+        "--wait",
+        action="store_true",
+        help="apply nothing: wait until another process has brought the schema to head (exit 1 after --timeout)",
+    )
+    migrate.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits (default 600)")
+    migrate.set_defaults(run=_migrate)
     eval_command.add_parser(commands)
 
     tenants = commands.add_parser("tenants", help="manage tenants").add_subparsers(dest="action", required=True)

