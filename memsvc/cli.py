@@ -102,8 +102,9 @@ MIGRATION_POLL_S = 2.0
 
 
 def _await_migrations(args: argparse.Namespace) -> int:
-    """`migrate --check` / `--wait`: apply nothing, tell (or wait until) the schema is at this code's head; for
-    processes that must not start before another one has migrated (Kubernetes init containers)."""
+    """`migrate --check` / `--wait`: apply nothing, tell (or wait until) the schema has this code's migrations (its
+    head, or a newer release's revision); for processes that must not start before another one has migrated
+    (Kubernetes init containers)."""
     from memsvc.core.migrate import schema_lag
 
     settings = get_settings()
@@ -123,7 +124,7 @@ def _await_migrations(args: argparse.Namespace) -> int:
             print(f"waiting for migrations: {lag}", flush=True)
             reported = lag
         time.sleep(MIGRATION_POLL_S)
-    print("database schema is at head")
+    print("database schema is at head (or newer)")
     return 0
 
 
@@ -256,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply database migrations (or check or wait for them)")
     migrate_mode = migrate.add_mutually_exclusive_group()
     migrate_mode.add_argument(
-        "--check", action="store_true", help="apply nothing: exit 0 if the schema is at head, 1 if not"
+        "--check", action="store_true", help="apply nothing: exit 0 if the schema is at head (or newer), 1 if not"
     )
     migrate_mode.add_argument(
         "--wait",
