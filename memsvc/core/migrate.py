@@ -1,5 +1,6 @@
 """Apply Alembic migrations and tell whether a database is at the current head."""
 
+from functools import cache
 from typing import Any
 
 from alembic import command
@@ -39,8 +40,14 @@ def upgrade_to_head(database_url: str) -> None:
     command.upgrade(alembic_config(database_url), "head")
 
 
+@cache
+def _scripts() -> ScriptDirectory:
+    """The migration scripts, read once: readiness probes ask for them every few seconds."""
+    return ScriptDirectory.from_config(alembic_config(""))
+
+
 def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config("")).get_current_head()
+    return _scripts().get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -58,7 +65,7 @@ def schema_behind(current: str | None) -> bool:
     if current is None:
         return True
     try:
-        ScriptDirectory.from_config(alembic_config("")).get_revision(current)
+        _scripts().get_revision(current)
     except CommandError:  # not one of ours: newer
         return False
     return True
