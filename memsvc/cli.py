@@ -210,7 +210,7 @@ def _openapi(args: argparse.Namespace) -> int:
     from memsvc import openapi
 
     if args.check:
-        if openapi.COMMITTED.read_text() == openapi.render(openapi.served_document()):
+        if openapi.stale_text() is None:
             return 0
         print(f"{openapi.COMMITTED} is out of date: run `memsvc openapi --write`", file=sys.stderr)
         return 1

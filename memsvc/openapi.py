@@ -25,10 +25,15 @@ def render(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
+def stale_text(path: Path = COMMITTED) -> str | None:
+    """The text `path` should hold, or None when it holds it already."""
+    text = render(served_document())
+    return None if path.exists() and path.read_text() == text else text
+
+
 def write(path: Path = COMMITTED) -> bool:
     """Write the served document to `path`; True when the file changed."""
-    text = render(served_document())
-    if path.exists() and path.read_text() == text:
-        return False
-    path.write_text(text)
-    return True
+    text = stale_text(path)
+    if text is not None:
+        path.write_text(text)
+    return text is not None
