@@ -40,6 +40,8 @@ DbDep = Annotated[Session, Depends(get_db)]
 class TenantContext:
     tenant_id: uuid.UUID
     key_id: uuid.UUID
+    key_prefix: str  # public part of the key: names the actor in logs and the audit log
+    rate_limit_per_minute: int | None  # the tenant's; None follows Settings
 
 
 def _is_admin(credentials: HTTPAuthorizationCredentials, settings: Settings) -> bool:
@@ -55,9 +57,13 @@ def require_tenant(credentials: BearerDep, db: DbDep, settings: SettingsDep) -> 
         if _is_admin(credentials, settings):
             raise Forbidden("The admin key manages tenants and keys; use a tenant API key for memory routes.")
         raise Unauthorized("The API key is unknown or revoked.")
-    key_id, tenant_id = found
-    bind_tenant(db, tenant_id, applied=True)
-    return TenantContext(tenant_id=tenant_id, key_id=key_id)
+    bind_tenant(db, found.tenant_id, applied=True)
+    return TenantContext(
+        tenant_id=found.tenant_id,
+        key_id=found.key_id,
+        key_prefix=found.prefix,
+        rate_limit_per_minute=found.rate_limit_per_minute,
+    )
 
 
 def require_admin(credentials: BearerDep, db: DbDep, settings: SettingsDep) -> None:

@@ -12,11 +12,12 @@ from memsvc.models.memory import (
     MemoryVersion,
     ScopeRecallProjection,
 )
-from memsvc.models.tenant import ApiKey, Tenant
+from memsvc.models.tenant import ApiKey, AuditEntry, Tenant
 
 __all__ = [
     "MEMORY_TYPES",
     "ApiKey",
+    "AuditEntry",
     "Base",
     "ConsolidatedSegment",
     "EmbeddingFit",

@@ -1,6 +1,7 @@
 """SQL for tenants and API keys (tables outside row-level security: keys are read before a tenant is known)."""
 
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import String, cast, func, select, update
 from sqlalchemy.orm import Session
@@ -10,16 +11,24 @@ from memsvc.core.security import hash_api_key
 from memsvc.models import ApiKey, Tenant
 
 
-def authenticate(db: Session, secret: str) -> tuple[uuid.UUID, uuid.UUID] | None:
-    """(key id, tenant id) of the active key with this secret. The same round trip binds the transaction to the
-    tenant for row-level security (set_config runs only for the matching row)."""
+@dataclass(frozen=True)
+class AuthenticatedKey:
+    key_id: uuid.UUID
+    tenant_id: uuid.UUID
+    prefix: str
+    rate_limit_per_minute: int | None  # the tenant's; None follows the service default
+
+
+def authenticate(db: Session, secret: str) -> AuthenticatedKey | None:
+    """The active key with this secret, and what its tenant allows. The same round trip binds the transaction to
+    the tenant for row-level security (set_config runs only for the matching row)."""
     bind = func.set_config(TENANT_SETTING, cast(ApiKey.tenant_id, String), True)
     row = db.execute(
-        select(ApiKey.id, ApiKey.tenant_id, bind).where(
-            ApiKey.key_hash == hash_api_key(secret), ApiKey.revoked_at.is_(None)
-        )
+        select(ApiKey.id, ApiKey.tenant_id, ApiKey.prefix, Tenant.rate_limit_per_minute, bind)
+        .join(Tenant, Tenant.id == ApiKey.tenant_id)
+        .where(ApiKey.key_hash == hash_api_key(secret), ApiKey.revoked_at.is_(None))
     ).first()
-    return (row[0], row[1]) if row else None
+    return AuthenticatedKey(row[0], row[1], row[2], row[3]) if row else None
 
 
 def find_active_key(db: Session, secret: str) -> ApiKey | None:
