@@ -9,12 +9,16 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from memsvc import __version__
+from memsvc.audit.router import router as audit_router
 from memsvc.consolidation.router import router as consolidation_router
 from memsvc.core.body_limit import BodySizeLimitMiddleware
 from memsvc.core.db import make_engine, make_session_factory, pgvector_version, require_pgvector
 from memsvc.core.errors import install_error_handlers, serve_problem_schemas_as_problem_json
+from memsvc.core.metrics import install_metrics
+from memsvc.core.ratelimit import build_rate_limiter
 from memsvc.core.request_id import RequestIdMiddleware
 from memsvc.core.settings import Settings
+from memsvc.core.tracing import install_tracing
 from memsvc.embeddings.embedder import Embedder, EmbedderPool
 from memsvc.embeddings.service import FitSampling, ModelConfig, adopt_configured_space
 from memsvc.health.router import router as health_router
@@ -32,7 +36,12 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings, database_url: str, embedder: Embedder | None = None) -> FastAPI:
     """Build the app against `database_url` (already migrated). `embedder`: the configured model, already
     loaded (tests share one); by default the app loads it at start."""
-    engine = make_engine(database_url, app_role=settings.app_role)
+    engine = make_engine(
+        database_url,
+        app_role=settings.app_role,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+        pool_timeout_s=settings.db_pool_timeout_s,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,6 +79,7 @@ def create_app(settings: Settings, database_url: str, embedder: Embedder | None 
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.rate_limiter = build_rate_limiter(settings)
     embedders = EmbedderPool(settings, configured=embedder)
     app.state.embedders = embedders
     app.state.reranker_for = reranker_loader(settings.reranker_path)
@@ -106,10 +116,14 @@ def create_app(settings: Settings, database_url: str, embedder: Embedder | None 
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    if settings.metrics_enabled:  # outside the body limit, so that its 413s are timed too
+        install_metrics(app, queue_depths=lambda: app.state.dispatcher.queue_depths())
+    install_tracing(app, settings, engine)
     app.add_middleware(RequestIdMiddleware)  # added last: outermost
     routers = (
         health_router,
         tenants_router,
+        audit_router,
         memories_router,
         jobs_router,
         search_router,

@@ -5,17 +5,21 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import uuid
 from typing import TYPE_CHECKING
 
 from memsvc.core.embedded import resolve_database_url
+from memsvc.core.logging import configure_logging
 from memsvc.core.settings import Settings, get_settings
 from memsvc.eval import command as eval_command
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
     from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("memsvc")
@@ -56,8 +60,37 @@ def _serve(args: argparse.Namespace) -> int:
     # uvicorn re-raises SIGTERM once it has shut down; with the default handler that would kill the process
     # before its exit handlers run, leaving the embedded Postgres behind. Exit normally instead.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(create_app(settings, url), host=host, port=port, log_level=args.log_level)
+    workers = args.workers or settings.serve_workers
+    if workers > 1:
+        # Each worker process builds its app from the environment (served_app): hand it the database this
+        # process resolved (the embedded server stays this process's, stopped when it exits) and the admin key.
+        os.environ.update(MEMSVC_DATABASE_URL=url, MEMSVC_ADMIN_KEY=settings.admin_key or "")
+        os.environ["MEMSVC_LOG_LEVEL"] = args.log_level or settings.log_level
+    # On SIGTERM uvicorn stops accepting, lets in-flight requests finish (their writes commit) for up to the grace
+    # period, then cancels what is left and shuts the app down.
+    uvicorn.run(
+        "memsvc.cli:served_app" if workers > 1 else create_app(settings, url),
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
+        host=host,
+        port=port,
+        log_level=(args.log_level or settings.log_level).lower(),
+        # Logging is memsvc's own (configure_logging), with an access line per request from its middleware.
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
+    )
     return 0
+
+
+def served_app() -> "FastAPI":
+    """The app of one `memsvc serve --workers N` process, configured by the environment its parent prepared."""
+    from memsvc.app import create_app
+
+    settings = get_settings()
+    configure_logging(settings)
+    assert settings.database_url is not None, "memsvc serve sets MEMSVC_DATABASE_URL for its worker processes"
+    return create_app(settings, settings.database_url)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -69,6 +102,7 @@ def _worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    metrics_dir = _share_worker_metrics(settings) if settings.worker_metrics_port else None
     from workers.app import celery_app
 
     argv = [
@@ -80,12 +114,33 @@ def _worker(args: argparse.Namespace) -> int:
         "--prefetch-multiplier",
         "1",
         "--loglevel",
-        args.log_level.upper(),
+        (args.log_level or settings.log_level).upper(),
         "--hostname",
         args.hostname,
     ]
-    celery_app.worker_main(argv)
+    try:
+        if settings.worker_metrics_port:
+            from memsvc.core.metrics import serve_worker_metrics
+
+            serve_worker_metrics(settings.worker_metrics_port, settings.worker_metrics_addr)
+        celery_app.worker_main(argv)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _share_worker_metrics(settings: Settings) -> str | None:
+    """Jobs run in Celery's pool processes: point prometheus_client at a directory they all write their counters
+    to, so the main process can serve the sum. Must happen before prometheus_client is first imported. Returns the
+    directory made here, to remove at exit (None: the operator's own PROMETHEUS_MULTIPROC_DIR)."""
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before its multiprocess directory was set")
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    made = tempfile.mkdtemp(prefix="memsvc-worker-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    return made
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -244,14 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--migrate", action="store_true", help="apply migrations first (always done on the embedded default)"
     )
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--log-level", default=None, help="default: MEMSVC_LOG_LEVEL (info)")
+    serve.add_argument("--workers", type=int, default=None, help="API processes (default: MEMSVC_SERVE_WORKERS, 1)")
     serve.set_defaults(run=_serve)
 
     worker = commands.add_parser("worker", help="run a Celery worker (needs MEMSVC_BROKER_URL)")
     worker.add_argument("--queues", default="embed,consolidate", help="comma-separated queues")
     worker.add_argument("--concurrency", type=int, default=1, help="worker processes (one model each)")
     worker.add_argument("--hostname", default="memsvc@%h", help="Celery node name")
-    worker.add_argument("--log-level", default="info")
+    worker.add_argument("--log-level", default=None, help="default: MEMSVC_LOG_LEVEL (info)")
     worker.set_defaults(run=_worker)
 
     migrate = commands.add_parser("migrate", help="apply database migrations (or check or wait for them)")
@@ -319,10 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # Alembic announces each plugin it sets up at INFO on import; an operator needs its migrations, not that.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
+    configure_logging(get_settings(), level=getattr(args, "log_level", None))
     from memsvc.core.db import PgvectorMissing
     from memsvc.core.errors import ServiceError
 

@@ -57,7 +57,9 @@ def database_url(pg_server_url: str) -> str:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, admin_key=ADMIN_KEY)
+    # Unlimited: tests poll jobs every 50 ms on one key and must not depend on the rate limiter's default
+    # (tests/core/test_rate_limit.py tests the limiter with its own apps).
+    return Settings(database_url=database_url, admin_key=ADMIN_KEY, rate_limit_per_minute=0)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,8 @@ from memsvc.core.errors import ServiceUnavailable
 
 MIN_PGVECTOR = (0, 7)
 TENANT_SETTING = "memsvc.tenant_id"
+# libpq's default waits 130 s for a host that does not answer: a request should get its 503 before clients give up.
+CONNECT_TIMEOUT_S = 5
 
 
 class PgvectorMissing(RuntimeError):
@@ -24,16 +26,34 @@ def sqlalchemy_url(url: str) -> str:
     return re.sub(r"^(postgres|postgresql)(\+\w+)?://", "postgresql+psycopg://", url)
 
 
-def make_engine(url: str, app_role: str | None = None) -> Engine:
-    """An engine whose connections act as `app_role` (a non-owner role, so row-level security applies)."""
-    engine = create_engine(sqlalchemy_url(url), pool_pre_ping=True, pool_size=10, max_overflow=10)
+def make_engine(
+    url: str, app_role: str | None = None, statement_timeout_ms: int = 0, pool_timeout_s: float = 30.0
+) -> Engine:
+    """An engine whose connections act as `app_role` (a non-owner role, so row-level security applies).
+    `statement_timeout_ms`: Postgres cancels any statement running longer (0 = never); `pool_timeout_s`: how long
+    a checkout waits for a free connection (then sqlalchemy.exc.TimeoutError)."""
+    # pool_pre_ping: after a database restart, pooled connections are found dead and replaced before use.
+    engine = create_engine(
+        sqlalchemy_url(url),
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=pool_timeout_s,
+        connect_args={} if "connect_timeout=" in url else {"connect_timeout": CONNECT_TIMEOUT_S},
+    )
+    setup = []
     if app_role:
-        role = app_role.replace('"', '""')
+        setup.append('SET ROLE "{}"'.format(app_role.replace('"', '""')))
+    if statement_timeout_ms:
+        # Per connection, not as a libpq startup option: connection poolers (PgBouncer) refuse those.
+        setup.append(f"SET statement_timeout = {int(statement_timeout_ms)}")
+    if setup:
 
         @event.listens_for(engine, "connect")
-        def _act_as_app_role(dbapi_conn: Any, _: Any) -> None:
+        def _configure_connection(dbapi_conn: Any, _: Any) -> None:
             with dbapi_conn.cursor() as cur:
-                cur.execute(f'SET ROLE "{role}"')
+                for statement in setup:
+                    cur.execute(statement)
             dbapi_conn.commit()
 
     return engine

@@ -5,12 +5,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from memsvc.core.db import bind_tenant
-from memsvc.core.errors import Forbidden, Unauthorized
+from memsvc.core.errors import Forbidden, TooManyRequests, Unauthorized
+from memsvc.core.ratelimit import RateLimiter
 from memsvc.core.security import same_secret
 from memsvc.core.settings import Settings
 from memsvc.tenants import repository as tenant_repo
@@ -48,8 +49,11 @@ def _is_admin(credentials: HTTPAuthorizationCredentials, settings: Settings) -> 
     return bool(settings.admin_key) and same_secret(credentials.credentials, settings.admin_key or "")
 
 
-def require_tenant(credentials: BearerDep, db: DbDep, settings: SettingsDep) -> TenantContext:
-    """Authenticate a tenant key and scope the request's session to that tenant (row-level security)."""
+def require_tenant(
+    request: Request, response: Response, credentials: BearerDep, db: DbDep, settings: SettingsDep
+) -> TenantContext:
+    """Authenticate a tenant key, count the request against the key's rate limit (429 beyond it), and scope the
+    request's session to that tenant (row-level security)."""
     if credentials is None:
         raise Unauthorized("Send `Authorization: Bearer <api key>`.")
     found = tenant_repo.authenticate(db, credentials.credentials)
@@ -57,6 +61,7 @@ def require_tenant(credentials: BearerDep, db: DbDep, settings: SettingsDep) -> 
         if _is_admin(credentials, settings):
             raise Forbidden("The admin key manages tenants and keys; use a tenant API key for memory routes.")
         raise Unauthorized("The API key is unknown or revoked.")
+    _check_rate_limit(request.app.state.rate_limiter, response, found.key_id, found.rate_limit_per_minute, settings)
     bind_tenant(db, found.tenant_id, applied=True)
     return TenantContext(
         tenant_id=found.tenant_id,
@@ -64,6 +69,24 @@ def require_tenant(credentials: BearerDep, db: DbDep, settings: SettingsDep) -> 
         key_prefix=found.prefix,
         rate_limit_per_minute=found.rate_limit_per_minute,
     )
+
+
+def _check_rate_limit(
+    limiter: RateLimiter, response: Response, key_id: uuid.UUID, tenant_limit: int | None, settings: Settings
+) -> None:
+    limit = tenant_limit if tenant_limit is not None else settings.rate_limit_per_minute
+    if limit <= 0:
+        return
+    decision = limiter.hit(str(key_id), limit)
+    headers = {"RateLimit-Limit": str(decision.limit), "RateLimit-Remaining": str(decision.remaining)}
+    if not decision.allowed:
+        raise TooManyRequests(
+            f"This API key made {limit} requests in the last {settings.rate_limit_window_s:g} s, its limit; "
+            "retry after the Retry-After seconds.",
+            retry_after_s=decision.retry_after_s,
+            headers=headers,
+        )
+    response.headers.update(headers)
 
 
 def require_admin(credentials: BearerDep, db: DbDep, settings: SettingsDep) -> None:

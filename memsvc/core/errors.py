@@ -1,14 +1,17 @@
 """One error hierarchy and one RFC 9457 `application/problem+json` rendering for every 4xx/5xx."""
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -40,9 +43,10 @@ class ServiceError(Exception):
     slug = "internal"
     title = "Internal server error"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.headers = dict(headers or {})
 
 
 class BadRequest(ServiceError):
@@ -73,8 +77,46 @@ class Unprocessable(ServiceError):
     status, slug, title = 422, "validation", "Invalid request"
 
 
+class TooManyRequests(ServiceError):
+    status, slug, title = 429, "rate-limited", "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after_s: float, headers: Mapping[str, str] | None = None) -> None:
+        # Whole seconds, rounded up: a client that waits exactly this long finds room in the window.
+        super().__init__(detail, headers={**(headers or {}), "Retry-After": str(max(1, math.ceil(retry_after_s)))})
+
+
 class ServiceUnavailable(ServiceError):
     status, slug, title = 503, "unavailable", "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after_s: int = 2, headers: Mapping[str, str] | None = None) -> None:
+        # What is away (the database, a model) comes back by itself: tell clients when to try again.
+        super().__init__(detail, headers={**(headers or {}), "Retry-After": str(retry_after_s)})
+
+
+# Postgres refusing everyone for now (shutting down, crashed, starting up, connection-level failures).
+_UNAVAILABLE_ERRORS = (
+    psycopg.errors.AdminShutdown,
+    psycopg.errors.CrashShutdown,
+    psycopg.errors.CannotConnectNow,
+    psycopg.errors.ConnectionException,
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database is out of reach (restart, failover, network, no free connection) rather
+    than that the request or the code is wrong: the same work succeeds once it is back, so it is a 503 to a client
+    and a retry, never a dead letter, to a worker."""
+    if isinstance(exc, DisconnectionError | PoolTimeout):
+        return True
+    driver_error: BaseException | None = exc
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        driver_error = exc.orig
+    if isinstance(driver_error, _UNAVAILABLE_ERRORS):
+        return True
+    # libpq's own failures (refused, reset, server closed the connection) carry no SQLSTATE.
+    return isinstance(driver_error, psycopg.OperationalError | psycopg.InterfaceError) and driver_error.sqlstate is None
 
 
 def problem_response(
@@ -93,7 +135,17 @@ def problem_response(
 
 def problem_responses(*errors: type[ServiceError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entry declaring a route's error answers."""
-    kinds: tuple[type[ServiceError], ...] = (BadRequest, Unauthorized, PayloadTooLarge, Unprocessable, *errors)
+    # Every keyed route can answer 403 (the admin key on a tenant route, a tenant key on an admin route) and 429
+    # (the key's rate limit): schemathesis found both served undeclared.
+    kinds: tuple[type[ServiceError], ...] = (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        PayloadTooLarge,
+        Unprocessable,
+        TooManyRequests,
+        *errors,
+    )
     statuses = {kind.status: kind.title for kind in kinds}
     return {
         status: {"model": Problem, "description": title, "content": {PROBLEM_MEDIA_TYPE: {}}}
@@ -129,7 +181,7 @@ def serve_problem_schemas_as_problem_json(openapi: dict[str, Any]) -> dict[str, 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {**exc.headers, "WWW-Authenticate": "Bearer"} if exc.status == 401 else exc.headers
         return problem_response(exc.status, exc.slug, exc.title, exc.detail, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -156,7 +208,44 @@ def install_error_handlers(app: FastAPI) -> None:
             422, "validation", "Invalid request", "A value in the request cannot be stored or compared by the database."
         )
 
+    @app.exception_handler(OperationalError)
+    async def _operational_error(_: Request, exc: OperationalError) -> JSONResponse:
+        # A statement cancelled by statement_timeout (SQLSTATE 57014) is overload, not a bug: the client may retry.
+        if getattr(exc.orig, "sqlstate", None) == "57014":
+            log.warning("database statement cancelled: %s", exc.orig)
+            return _busy("A database statement took longer than the service allows; try again shortly.")
+        return _database_error(exc)
+
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(DisconnectionError)
+    async def _connection_error(_: Request, exc: InterfaceError | DisconnectionError) -> JSONResponse:
+        return _database_error(exc)
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_timeout(_: Request, exc: PoolTimeout) -> JSONResponse:
+        log.warning("no free database connection: %s", exc)
+        return _busy("Every database connection is busy; try again shortly.")
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         return problem_response(500, "internal", "Internal server error", "An unexpected error occurred.")
+
+
+BUSY_RETRY_AFTER_S = 1
+
+
+def _database_error(exc: Exception) -> JSONResponse:
+    if database_unavailable(exc):
+        # Logged once per request without a traceback: an outage would otherwise bury the log in identical ones.
+        log.warning("database unavailable: %s", getattr(exc, "orig", None) or exc)
+        problem = ServiceUnavailable("The database is unavailable; try again shortly.")
+        return problem_response(503, problem.slug, problem.title, problem.detail, headers=problem.headers)
+    log.exception("database error", exc_info=exc)
+    return problem_response(500, "internal", "Internal server error", "An unexpected error occurred.")
+
+
+def _busy(detail: str) -> JSONResponse:
+    return problem_response(
+        503, "unavailable", "Service unavailable", detail, headers={"Retry-After": str(BUSY_RETRY_AFTER_S)}
+    )

@@ -150,6 +150,86 @@ class Settings(BaseSettings):
     max_content_bytes: int = Field(default=32 * 1024, description="Largest memory content, in UTF-8 bytes.")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, description="Largest request body; larger gets 413.")
 
+    # Reliability (issue 10): rate limits, database timeouts, graceful shutdown.
+    rate_limit_per_minute: int = Field(
+        # Generous on purpose: it stops a runaway client loop, not normal use. An agent polling a job every 50 ms
+        # makes 1,200 requests a minute; 6,000 leaves room for several such loops on one key. Tenants that need
+        # less (or more) get their own value (PUT /v1/tenants/{id}/rate-limit).
+        default=6000,
+        ge=0,
+        description="Requests per API key per window when the tenant has no limit of its own; 0 = unlimited.",
+    )
+    rate_limit_window_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Length of the sliding rate-limit window, in seconds; the per-minute limits are counted per "
+        "window, so anything but 60 is for tests.",
+    )
+    rate_limit_redis_url: str | None = Field(
+        default=None,
+        description="Redis shared by all API processes for rate limiting; unset = the broker's Redis when "
+        "MEMSVC_BROKER_URL is redis://, else a per-process limiter. Unreachable Redis lets requests through.",
+    )
+    db_statement_timeout_ms: int = Field(
+        default=30000,
+        ge=0,
+        description="Postgres statement_timeout of the API's connections; a cancelled statement answers 503. 0 = none.",
+    )
+    db_pool_timeout_s: float = Field(
+        default=10.0, gt=0, description="How long a request waits for a free database connection before a 503."
+    )
+    shutdown_grace_s: int = Field(
+        default=30,
+        ge=0,
+        description="On SIGTERM, how long `memsvc serve` lets in-flight requests finish before cancelling them. "
+        "Keep it below the pod's terminationGracePeriodSeconds.",
+    )
+
+    # Observability (issue 10): Prometheus metrics, structured logs, optional OpenTelemetry tracing.
+    metrics_enabled: bool = Field(
+        default=True,
+        description="Serve Prometheus metrics at GET /metrics (no auth; route templates, never ids or tenant data).",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port on which `memsvc worker` serves Prometheus metrics (all its pool processes together); "
+        "unset = none.",
+    )
+    worker_metrics_addr: str = Field(
+        default="0.0.0.0", description="Address `memsvc worker` binds its metrics port to (Prometheus scrapes it)."
+    )
+    log_format: Literal["json", "text"] | None = Field(
+        default=None,
+        description="json (one object per line, for log collectors) or text (for people); unset = text on a "
+        "terminal, json otherwise (containers).",
+    )
+    log_level: str = Field(default="INFO", description="Level of the root logger: DEBUG, INFO, WARNING, ERROR.")
+    otel_enabled: bool = Field(
+        default=False,
+        description="Trace requests (and their SQL) with OpenTelemetry; needs the `otel` extra "
+        "(pip install 'memsvc[otel]').",
+    )
+    otel_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318/v1/traces; unset = the standard "
+        "OTEL_EXPORTER_OTLP_* environment variables (default http://localhost:4318/v1/traces).",
+    )
+    otel_service_name: str = Field(default="memsvc", description="service.name of the spans this process exports.")
+
+    # Throughput under concurrency (issue 10): measured by bench/load.py (bench/results/load.md).
+    serve_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="API processes of `memsvc serve` (uvicorn workers), each with its own model, connection pool "
+        "and, without a broker, its own in-process job worker; more than one lets requests use more than one core "
+        "(a sync route holds the GIL for its Python). The in-memory rate limiter counts per process: set "
+        "MEMSVC_RATE_LIMIT_REDIS_URL to share it.",
+    )
+
     @field_validator("storage_profile")
     @classmethod
     def _default_profile_needs_no_fit(cls, value: str) -> str:

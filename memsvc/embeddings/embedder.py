@@ -2,11 +2,13 @@
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
+from memsvc.core.metrics import record_embedding
 from memsvc.core.settings import Runtime, Settings, get_settings
 from memsvc.embeddings.onnx_runtime import OnnxEncoder
 from memsvc.models import EmbeddingSpace
@@ -55,6 +57,7 @@ class Embedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        started = time.perf_counter()
         if self._onnx is not None:
             vectors = self._onnx_batches(texts)
         else:
@@ -62,6 +65,7 @@ class Embedder:
                 vectors = self._model.encode(
                     texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
                 )
+        record_embedding(self.device, self.runtime, len(texts), time.perf_counter() - started)
         vectors = np.asarray(vectors, dtype=np.float32)[:, : self.dim]
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)

@@ -1,4 +1,5 @@
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select, text
@@ -27,3 +28,23 @@ def save(
         )
     )
     db.flush()
+
+
+def delete_answers_listing(db: Session, tenant_id: uuid.UUID, memory_ids: Sequence[uuid.UUID]) -> int:
+    """Delete the stored answers of writes that returned any of these memory ids (a write answer lists each
+    memory as `results[].id`). Returns how many."""
+    result = db.execute(
+        text("""
+            DELETE FROM idempotency_records r
+            WHERE r.tenant_id = :tenant_id
+              AND EXISTS (
+                SELECT 1 FROM jsonb_array_elements(
+                    CASE WHEN jsonb_typeof(r.response -> 'results') = 'array' THEN r.response -> 'results'
+                    ELSE '[]'::jsonb END
+                ) AS item
+                WHERE item ->> 'id' = ANY(CAST(:ids AS text[]))
+              )
+        """),
+        {"tenant_id": tenant_id, "ids": [str(i) for i in memory_ids]},
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

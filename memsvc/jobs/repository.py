@@ -4,7 +4,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select, text, update
+from sqlalchemy import case, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from memsvc.models import Job, Memory
@@ -138,3 +138,16 @@ def recent(db: Session, tenant_id: uuid.UUID, kind: str | None, status: str | No
     if status is not None:
         query = query.where(Job.status == status)
     return list(db.scalars(query.order_by(Job.created_at.desc(), Job.id).limit(limit)))
+
+
+def delete_consolidations_within(
+    db: Session, tenant_id: uuid.UUID, user_id: str | None, agent_id: str | None, session_id: str | None
+) -> int:
+    """Delete the consolidation jobs of every scope within the one named (their params name its user, agent and
+    session), whatever their state: a forgotten scope leaves no job naming it, and a run still in progress
+    finds its job gone and stops. Returns how many."""
+    scope: Any = Job.params["scope"]
+    named = {"user_id": user_id, "agent_id": agent_id, "session_id": session_id}
+    conditions = [scope[field].astext == value for field, value in named.items() if value is not None]
+    result = db.execute(delete(Job).where(Job.tenant_id == tenant_id, Job.kind == "consolidate", *conditions))
+    return int(result.rowcount)  # type: ignore[attr-defined]

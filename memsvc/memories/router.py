@@ -6,7 +6,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 
-from memsvc.core.deps import DbDep, TenantDep
+from memsvc.audit.service import Actor
+from memsvc.core.deps import DbDep, TenantContext, TenantDep
 from memsvc.core.errors import Conflict, NotFound, Unprocessable, problem_responses
 from memsvc.idempotency.service import request_fingerprint, run_once
 from memsvc.jobs.dispatch import enqueue_after_commit
@@ -31,6 +32,11 @@ IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", description="Retries with the same key get the first answer.")
 ]
 ScopeQuery = Annotated[str | None, Query(min_length=1, max_length=256)]
+
+
+def actor_of(tenant: TenantContext) -> Actor:
+    """The audit log's name for the caller: its key's public prefix, never the secret."""
+    return Actor(tenant.key_prefix, tenant.key_id)
 
 
 def parse_metadata_filter(metadata: str | None) -> dict[str, Any] | None:
@@ -168,9 +174,12 @@ def list_memories(
 def forget(
     db: DbDep, tenant: TenantDep, user_id: ScopeQuery = None, agent_id: ScopeQuery = None, session_id: ScopeQuery = None
 ) -> ForgetReport:
-    """Forget a scope: its memories, what was derived from them, links, history and embeddings."""
+    """Forget a scope: its memories, what was derived from them, links, history and embeddings. The answer is a
+    receipt: the counts, the scope, when, and the id of the audit log entry that records it."""
     report = service.forget(
-        db, MemoryFilter(tenant_id=tenant.tenant_id, user_id=user_id, agent_id=agent_id, session_id=session_id)
+        db,
+        MemoryFilter(tenant_id=tenant.tenant_id, user_id=user_id, agent_id=agent_id, session_id=session_id),
+        actor_of(tenant),
     )
     db.commit()
     return report
@@ -202,7 +211,7 @@ def update_memory(
 )
 def delete_memory(memory_id: uuid.UUID, db: DbDep, tenant: TenantDep) -> None:
     """Delete one memory with its links, history and embedding."""
-    service.delete_memory(db, tenant.tenant_id, memory_id)
+    service.delete_memory(db, tenant.tenant_id, memory_id, actor_of(tenant))
     db.commit()
 
 

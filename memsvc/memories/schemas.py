@@ -1,3 +1,4 @@
+import json
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -8,6 +9,9 @@ from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field,
 from memsvc.core.settings import get_settings
 
 MAX_ITEMS_PER_WRITE = 1000
+# Metadata is matched by jsonb containment and returned with every hit: it is for tags and ids, not documents.
+MAX_METADATA_BYTES = 16 * 1024
+MAX_METADATA_DEPTH = 8
 
 
 class MemoryType(StrEnum):
@@ -62,6 +66,23 @@ def _as_utc(value: datetime | None) -> datetime | None:
     return value
 
 
+def _check_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is {size} bytes as JSON; the limit is {MAX_METADATA_BYTES} bytes")
+    if _depth(value) > MAX_METADATA_DEPTH:
+        raise ValueError(f"metadata nests deeper than the limit of {MAX_METADATA_DEPTH} levels")
+    return value
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
 Content = Annotated[str, AfterValidator(_check_content)]
 Text = Annotated[str, AfterValidator(_no_nul)]
 ScopeId = Annotated[Text, Field(min_length=1, max_length=256)]
@@ -73,7 +94,8 @@ Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
 Metadata = Annotated[
     dict[str, Any],
     AfterValidator(_json_without_nul),
-    Field(description="Free-form JSON object; filterable by equality."),
+    AfterValidator(_check_metadata),
+    Field(description="Free-form JSON object; filterable by equality. At most 16 KiB as JSON and 8 levels of nesting."),
 ]
 
 
@@ -233,7 +255,15 @@ class MemoryHistory(BaseModel):
     count: int = Field(description="Number of versions.")
 
 
+class ForgetScope(BaseModel):
+    user_id: str | None = Field(default=None, description="User forgotten (null: any).")
+    agent_id: str | None = Field(default=None, description="Agent forgotten (null: any).")
+    session_id: str | None = Field(default=None, description="Session forgotten (null: any).")
+
+
 class ForgetReport(BaseModel):
+    """The receipt of a forget: what was deleted, and the audit entry that records it."""
+
     memories: int = Field(description="Memories deleted (with their embeddings).")
     derived: int = Field(description="Of those, memories deleted because they were derived from the scope.")
     links: int = Field(description="Evidence links deleted.")
@@ -241,6 +271,13 @@ class ForgetReport(BaseModel):
     recall_projections: int = Field(
         default=0, description="Learned recall projections of scopes within it deleted (consolidation train-recall)."
     )
+    jobs: int = Field(description="Consolidation jobs of scopes within it deleted (they named the scope).")
+    idempotency_records: int = Field(
+        description="Stored answers of idempotent writes deleted (they listed forgotten memory ids)."
+    )
+    receipt_id: int = Field(description="Id of the audit log entry recording this forget (GET /v1/audit, admin).")
+    forgotten_at: datetime = Field(description="When the forget was committed (its transaction's time).")
+    scope: ForgetScope = Field(description="The scope filter applied.")
 
 
 class Message(BaseModel):

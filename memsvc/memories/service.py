@@ -15,15 +15,19 @@ import numpy as np
 from sqlalchemy import func
 from sqlalchemy.orm import Session
 
+from memsvc.audit import service as audit
+from memsvc.audit.service import Actor
 from memsvc.consolidation import repository as consolidation_repository
 from memsvc.core.errors import Conflict, NotFound, Unprocessable
 from memsvc.core.settings import Settings
 from memsvc.embeddings import repository as embeddings
+from memsvc.idempotency import repository as idempotency
 from memsvc.jobs import repository as jobs
 from memsvc.memories import repository
 from memsvc.memories.repository import MemoryFilter
 from memsvc.memories.schemas import (
     ForgetReport,
+    ForgetScope,
     MemoryCreate,
     MemoryHistory,
     MemoryList,
@@ -413,9 +417,12 @@ def update_memory(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, patch
     return to_public(db, tenant_id, [memory])[0]
 
 
-def delete_memory(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> None:
+def delete_memory(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, actor: Actor) -> None:
+    """Delete one memory (its links, history and embeddings go with it), recorded in the audit log."""
     if not repository.delete_one(db, tenant_id, memory_id):
         raise NotFound(f"No memory {memory_id}.")
+    target = {"memory_id": str(memory_id)}
+    audit.record(db, actor, "memories.delete", tenant_id=tenant_id, target=target, counts={"memories": 1})
 
 
 def history(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> MemoryHistory:
@@ -428,15 +435,28 @@ def history(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> MemoryHi
     return MemoryHistory(data=versions, count=len(versions))
 
 
-def forget(db: Session, where: MemoryFilter) -> ForgetReport:
-    """Delete a scope: its memories, everything derived from them, their links, history and embeddings."""
+def forget(db: Session, where: MemoryFilter, actor: Actor) -> ForgetReport:
+    """Delete a scope: its memories, everything derived from them, their links, history and embeddings, the
+    consolidation jobs and stored idempotent answers that name it; returns the receipt, whose audit entry
+    (scope and counts, never content) commits with the deletion."""
     if where.user_id is None and where.agent_id is None and where.session_id is None:
         raise Unprocessable("Name the scope to forget: user_id, agent_id or session_id.")
+    scope = ForgetScope(user_id=where.user_id, agent_id=where.agent_id, session_id=where.session_id)
     learned = consolidation_repository.forget_recall_projections(db, where)
+    jobs_deleted = jobs.delete_consolidations_within(
+        db, where.tenant_id, where.user_id, where.agent_id, where.session_id
+    )
     ids, derived = repository.scope_and_derived_ids(db, where)
-    if not ids:
-        return ForgetReport(memories=0, derived=0, links=0, versions=0, recall_projections=learned)
-    links = repository.count_links_touching(db, where.tenant_id, ids)
-    versions = repository.count_versions(db, where.tenant_id, ids)
-    deleted = repository.delete_many(db, where.tenant_id, ids)
-    return ForgetReport(memories=deleted, derived=derived, links=links, versions=versions, recall_projections=learned)
+    counts = {"memories": 0, "derived": 0, "links": 0, "versions": 0}
+    answers = 0
+    if ids:
+        counts["links"] = repository.count_links_touching(db, where.tenant_id, ids)
+        counts["versions"] = repository.count_versions(db, where.tenant_id, ids)
+        counts["memories"] = repository.delete_many(db, where.tenant_id, ids)
+        counts["derived"] = derived
+        answers = idempotency.delete_answers_listing(db, where.tenant_id, ids)
+    counts.update(recall_projections=learned, jobs=jobs_deleted, idempotency_records=answers)
+    entry = audit.record(
+        db, actor, "memories.forget", tenant_id=where.tenant_id, target=scope.model_dump(), counts=counts
+    )
+    return ForgetReport(**counts, receipt_id=entry.id, forgotten_at=entry.at, scope=scope)

@@ -24,6 +24,9 @@ from memsvc.portability.schemas import ExportedLink, ExportRecord, ImportReport
 from memsvc.search.entities import memory_entities
 
 EXPORT_PAGE = 500
+# One import is one transaction: beyond this many records it would hold its locks (and risk the statement timeout)
+# for too long. Larger exports are imported in parts; records already stored are skipped, so parts may overlap.
+MAX_IMPORT_RECORDS = 10_000
 
 
 def export_lines(factory: sessionmaker[Session], where: MemoryFilter) -> Iterator[str]:
@@ -112,6 +115,11 @@ def parse_lines(body: bytes, space: EmbeddingSpace | None) -> list[ExportRecord]
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        if len(records) == MAX_IMPORT_RECORDS:
+            raise Unprocessable(
+                f"line {number}: an import holds at most {MAX_IMPORT_RECORDS} records; import the rest in a "
+                "further request."
+            )
         try:
             record = ExportRecord.model_validate_json(line)
             # The same rules as a fresh write: scope present, content non-empty and within the size limit.
@@ -122,6 +130,7 @@ def parse_lines(body: bytes, space: EmbeddingSpace | None) -> list[ExportRecord]
                 agent_id=record.agent_id,
                 session_id=record.session_id,
                 steps=record.steps,
+                metadata=record.metadata,
                 valid_from=record.valid_from,
                 valid_to=record.valid_to,
             )

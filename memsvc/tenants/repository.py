@@ -70,5 +70,13 @@ def revoke_key(db: Session, key_id: uuid.UUID) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def key_exists(db: Session, key_id: uuid.UUID) -> bool:
-    return db.get(ApiKey, key_id) is not None
+def get_key(db: Session, key_id: uuid.UUID) -> ApiKey | None:
+    return db.get(ApiKey, key_id)
+
+
+def list_keys(db: Session, tenant_id: uuid.UUID) -> list[ApiKey]:
+    return list(db.scalars(select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at, ApiKey.id)))
+
+
+def set_rate_limit(db: Session, tenant_id: uuid.UUID, requests_per_minute: int | None) -> None:
+    db.execute(update(Tenant).where(Tenant.id == tenant_id).values(rate_limit_per_minute=requests_per_minute))

@@ -11,11 +11,14 @@ from memsvc.tenants import repository, service
 from memsvc.tenants.schemas import (
     KeyCreate,
     KeyCreated,
+    KeyList,
+    RateLimitChoice,
     StorageProfileChoice,
     StorageProfileList,
     TenantCreate,
     TenantList,
     TenantPublic,
+    TenantRateLimit,
     TenantStorage,
 )
 
@@ -56,6 +59,14 @@ def create_key(tenant_id: uuid.UUID, db: DbDep, _: AdminDep, body: KeyCreate | N
     created = service.create_key(db, tenant_id, body.name if body else None)
     db.commit()
     return created
+
+
+@router.get(
+    "/tenants/{tenant_id}/keys", operation_id="admin-list_keys", responses=problem_responses(Forbidden, NotFound)
+)
+def list_keys(tenant_id: uuid.UUID, db: DbDep, _: AdminDep) -> KeyList:
+    """The tenant's API keys, active and revoked, oldest first: ids, labels and public prefixes, never secrets."""
+    return service.list_keys(db, tenant_id)
 
 
 @router.delete(
@@ -102,6 +113,7 @@ def set_storage_profile(
     changed = service.change_storage_profile(
         db, request.app.state.session_factory, tenant_id, body.profile, _config(request)
     )
+    db.commit()  # the audit entry
     if changed.job_id is not None:
         enqueue_after_commit(request.app.state.dispatcher, tenant_id, changed.job_id, "reembed")
     return changed
@@ -126,6 +138,29 @@ def set_search_defaults(tenant_id: uuid.UUID, body: SearchDefaults, db: DbDep, _
     """Replace the tenant's search defaults (fusion weights, mode, recency, min_score, diversity, rerank); a
     field left out goes back to the built-in default. Requests can still override each one."""
     saved = service.set_search_defaults(db, tenant_id, body)
+    db.commit()
+    return saved
+
+
+@router.get(
+    "/tenants/{tenant_id}/rate-limit",
+    operation_id="admin-get_rate_limit",
+    responses=problem_responses(Forbidden, NotFound),
+)
+def get_rate_limit(tenant_id: uuid.UUID, db: DbDep, _: AdminDep) -> TenantRateLimit:
+    """Requests per minute each of the tenant's API keys may make (null: the service default)."""
+    return service.rate_limit_of(db, tenant_id)
+
+
+@router.put(
+    "/tenants/{tenant_id}/rate-limit",
+    operation_id="admin-set_rate_limit",
+    responses=problem_responses(Forbidden, NotFound),
+)
+def set_rate_limit(tenant_id: uuid.UUID, body: RateLimitChoice, db: DbDep, _: AdminDep) -> TenantRateLimit:
+    """Set the requests per minute each of the tenant's API keys may make (null: back to the service default);
+    it applies from the next request."""
+    saved = service.set_rate_limit(db, tenant_id, body.requests_per_minute)
     db.commit()
     return saved
 

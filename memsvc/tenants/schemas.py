@@ -96,3 +96,36 @@ class KeyCreated(BaseModel):
     prefix: str = Field(description="Public prefix of the key, safe to log.")
     key: str = Field(description="The secret API key. Shown only in this answer; only its hash is stored.")
     created_at: datetime = Field(description="When the key was created.")
+
+
+class KeyPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID = Field(description="Key id (use it to revoke the key).")
+    tenant_id: uuid.UUID = Field(description="Tenant the key acts for.")
+    name: str | None = Field(description="Label given at creation.")
+    prefix: str = Field(description="Public prefix of the key, safe to log; names the key in the audit log.")
+    created_at: datetime = Field(description="When the key was created.")
+    revoked_at: datetime | None = Field(description="When the key was revoked (null: active).")
+
+
+class KeyList(BaseModel):
+    data: list[KeyPublic] = Field(description="The tenant's keys, active and revoked, oldest first.")
+    count: int = Field(description="Number of keys.")
+
+
+class RateLimitChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_minute: int | None = Field(
+        ge=1,
+        le=1_000_000,
+        description="Requests per minute each of the tenant's API keys may make; null: the service default.",
+    )
+
+
+class TenantRateLimit(BaseModel):
+    tenant_id: uuid.UUID = Field(description="Tenant id.")
+    requests_per_minute: int | None = Field(
+        description="Requests per minute each of the tenant's API keys may make; null: the service default."
+    )

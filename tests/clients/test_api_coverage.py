@@ -90,6 +90,8 @@ def test_every_request_field_and_query_parameter_is_an_argument(openapi):
     assert keyword_params(client.admin.set_storage_profile, "tenant_id") == component(openapi, "StorageProfileChoice")
     assert keyword_params(client.admin.create_tenant) == component(openapi, "TenantCreate")
     assert keyword_params(client.admin.create_key, "tenant_id") == component(openapi, "KeyCreate")
+    assert keyword_params(client.admin.set_rate_limit, "tenant_id") == component(openapi, "RateLimitChoice")
+    assert keyword_params(client.admin.list_audit) == query_params(openapi, "/v1/audit")
     assert keyword_params(client.consolidate) == component(openapi, "ConsolidateRequest")
     assert keyword_params(client.sessions.add_messages, "session_id", "idempotency_key") == component(
         openapi, "MessagesAppend"
@@ -123,6 +125,7 @@ def test_every_request_field_and_query_parameter_is_an_argument(openapi):
         (models.MemoryVersion, "MemoryVersionPublic"),
         (models.MemoryHistory, "MemoryHistory"),
         (models.ForgetReport, "ForgetReport"),
+        (models.ForgetScope, "ForgetScope"),
         (models.ItemError, "ItemError"),
         (models.EmbeddingSpace, "EmbeddingSpacePublic"),
         (models.Job, "JobPublic"),
@@ -137,6 +140,11 @@ def test_every_request_field_and_query_parameter_is_an_argument(openapi):
         (models.Tenant, "TenantPublic"),
         (models.TenantList, "TenantList"),
         (models.KeyCreated, "KeyCreated"),
+        (models.KeyPublic, "KeyPublic"),
+        (models.KeyList, "KeyList"),
+        (models.TenantRateLimit, "TenantRateLimit"),
+        (models.AuditEntry, "AuditEntryPublic"),
+        (models.AuditList, "AuditList"),
         (models.TenantStorage, "TenantStorage"),
         (models.StorageProfileInfo, "StorageProfileInfo"),
         (models.StorageProfileList, "StorageProfileList"),

@@ -290,6 +290,32 @@ def admin_revoke_key(key_id: Id) -> Call:
     return _call("admin-revoke_key", {"key_id": key_id})
 
 
+def admin_list_keys(tenant_id: Id) -> Call:
+    return _call("admin-list_keys", {"tenant_id": tenant_id})
+
+
+def admin_get_rate_limit(tenant_id: Id) -> Call:
+    return _call("admin-get_rate_limit", {"tenant_id": tenant_id})
+
+
+def admin_set_rate_limit(tenant_id: Id, *, requests_per_minute: int | None) -> Call:
+    # The body always names the limit: null is meaningful (back to the service default).
+    return _call("admin-set_rate_limit", {"tenant_id": tenant_id}, json={"requests_per_minute": requests_per_minute})
+
+
+def admin_list_audit(
+    *,
+    tenant_id: Id | None,
+    action: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int | None,
+    cursor: str | None,
+) -> Call:
+    params = _query(tenant_id=tenant_id, action=action, since=since, until=until, limit=limit, cursor=cursor)
+    return _call("admin-list_audit", params=params)
+
+
 def admin_list_storage_profiles() -> Call:
     return _call("admin-list_storage_profiles")
 

@@ -44,7 +44,11 @@ ROUTES: dict[str, Route] = {
         Route("admin-list_tenants", "GET", "/v1/tenants", "admin.list_tenants", True),
         # A replay would create a second key.
         Route("admin-create_key", "POST", "/v1/tenants/{tenant_id}/keys", "admin.create_key", False),
+        Route("admin-list_keys", "GET", "/v1/tenants/{tenant_id}/keys", "admin.list_keys", True),
         Route("admin-revoke_key", "DELETE", "/v1/keys/{key_id}", "admin.revoke_key", True),
+        Route("admin-get_rate_limit", "GET", "/v1/tenants/{tenant_id}/rate-limit", "admin.get_rate_limit", True),
+        Route("admin-set_rate_limit", "PUT", "/v1/tenants/{tenant_id}/rate-limit", "admin.set_rate_limit", True),
+        Route("admin-list_audit", "GET", "/v1/audit", "admin.list_audit", True),
         Route("admin-list_storage_profiles", "GET", "/v1/storage-profiles", "admin.list_storage_profiles", True),
         Route(
             "admin-get_storage_profile",

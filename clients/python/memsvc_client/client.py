@@ -14,6 +14,7 @@ from memsvc_client._requests import NOT_GIVEN, Call, Id, NotGiven
 from memsvc_client._retry import retry_after_exception, retry_after_status, retry_delay
 from memsvc_client.errors import ConnectionFailed, JobTimeout, error_from_response
 from memsvc_client.models import (
+    AuditList,
     ConsolidateAccepted,
     Expansion,
     ExportRecord,
@@ -28,6 +29,7 @@ from memsvc_client.models import (
     JobList,
     JobStatus,
     KeyCreated,
+    KeyList,
     ListOrder,
     Memory,
     MemoryHistory,
@@ -43,6 +45,7 @@ from memsvc_client.models import (
     StorageProfileList,
     Tenant,
     TenantList,
+    TenantRateLimit,
     TenantStorage,
     WriteResponse,
 )
@@ -224,6 +227,35 @@ class Admin:
     def revoke_key(self, key_id: Id) -> None:
         """Revoke an API key: requests with it get 401 from now on."""
         self._client._send(calls.admin_revoke_key(key_id))
+
+    def list_keys(self, tenant_id: Id) -> KeyList:
+        """The tenant's keys, active and revoked, oldest first (prefixes, never secrets)."""
+        return self._client._request(calls.admin_list_keys(tenant_id), KeyList)
+
+    def get_rate_limit(self, tenant_id: Id) -> TenantRateLimit:
+        """Requests per minute each of the tenant's keys may make (None: the service default)."""
+        return self._client._request(calls.admin_get_rate_limit(tenant_id), TenantRateLimit)
+
+    def set_rate_limit(self, tenant_id: Id, *, requests_per_minute: int | None) -> TenantRateLimit:
+        """Set the tenant's requests per minute per key (None: back to the service default)."""
+        call = calls.admin_set_rate_limit(tenant_id, requests_per_minute=requests_per_minute)
+        return self._client._request(call, TenantRateLimit)
+
+    def list_audit(
+        self,
+        *,
+        tenant_id: Id | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> AuditList:
+        """One page of the audit log, newest first; pass its `next_cursor` as `cursor` for the next."""
+        call = calls.admin_list_audit(
+            tenant_id=tenant_id, action=action, since=since, until=until, limit=limit, cursor=cursor
+        )
+        return self._client._request(call, AuditList)
 
     def list_storage_profiles(self) -> StorageProfileList:
         """The storage profiles offered for the configured embedding model, with their bytes per memory."""

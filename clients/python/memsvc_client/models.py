@@ -138,12 +138,25 @@ class MemoryHistory(_Response):
     count: int
 
 
+class ForgetScope(_Response):
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+
+
 class ForgetReport(_Response):
+    """The receipt of a forget. The receipt fields are None from a server older than them."""
+
     memories: int
     derived: int
     links: int
     versions: int
     recall_projections: int = 0
+    jobs: int = 0
+    idempotency_records: int = 0
+    receipt_id: int | None = None
+    forgotten_at: datetime | None = None
+    scope: ForgetScope | None = None
 
 
 # Jobs
@@ -283,6 +296,43 @@ class KeyCreated(_Response):
     prefix: str
     key: str
     created_at: datetime
+
+
+class KeyPublic(_Response):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    name: str | None
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyList(_Response):
+    data: list[KeyPublic]
+    count: int
+
+
+class TenantRateLimit(_Response):
+    tenant_id: uuid.UUID
+    requests_per_minute: int | None
+
+
+class AuditEntry(_Response):
+    id: int
+    at: datetime
+    actor: str
+    actor_key_id: uuid.UUID | None
+    tenant_id: uuid.UUID | None
+    action: str
+    target: dict[str, Any]
+    counts: dict[str, Any]
+    request_id: str | None
+
+
+class AuditList(_Response):
+    data: list[AuditEntry]
+    count: int
+    next_cursor: str | None
 
 
 class TenantStorage(_Response):
