@@ -26,6 +26,7 @@ from memsvc.jobs.dispatch import CeleryDispatcher, InProcessWorker, enqueue_afte
 from memsvc.jobs.router import router as jobs_router
 from memsvc.memories.router import router as memories_router
 from memsvc.portability.router import router as portability_router
+from memsvc.search import repository as search_repository
 from memsvc.search.router import router as search_router
 from memsvc.search.service import reranker_loader
 from memsvc.tenants.router import router as tenants_router
@@ -41,6 +42,7 @@ def create_app(settings: Settings, database_url: str, embedder: Embedder | None 
         app_role=settings.app_role,
         statement_timeout_ms=settings.db_statement_timeout_ms,
         pool_timeout_s=settings.db_pool_timeout_s,
+        session_settings=search_repository.CONNECTION_SETTINGS,
     )
 
     @asynccontextmanager
@@ -80,7 +82,7 @@ def create_app(settings: Settings, database_url: str, embedder: Embedder | None 
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.rate_limiter = build_rate_limiter(settings)
-    embedders = EmbedderPool(settings, configured=embedder)
+    embedders = EmbedderPool(settings, configured=embedder, serving=True)
     app.state.embedders = embedders
     app.state.reranker_for = reranker_loader(settings.reranker_path)
     app.state.embedding_space_id = None

@@ -2,17 +2,19 @@
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import ColumnElement, Connection, Engine, any_, bindparam, create_engine, event, text
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from memsvc.core.errors import ServiceUnavailable
 
 MIN_PGVECTOR = (0, 7)
 TENANT_SETTING = "memsvc.tenant_id"
+SESSION_SETTINGS = "memsvc.session_settings"  # key of a pooled connection's info: the settings it started with
 # libpq's default waits 130 s for a host that does not answer: a request should get its 503 before clients give up.
 CONNECT_TIMEOUT_S = 5
 
@@ -27,11 +29,16 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def make_engine(
-    url: str, app_role: str | None = None, statement_timeout_ms: int = 0, pool_timeout_s: float = 30.0
+    url: str,
+    app_role: str | None = None,
+    statement_timeout_ms: int = 0,
+    pool_timeout_s: float = 30.0,
+    session_settings: Mapping[str, str] | None = None,
 ) -> Engine:
     """An engine whose connections act as `app_role` (a non-owner role, so row-level security applies).
     `statement_timeout_ms`: Postgres cancels any statement running longer (0 = never); `pool_timeout_s`: how long
-    a checkout waits for a free connection (then sqlalchemy.exc.TimeoutError)."""
+    a checkout waits for a free connection (then sqlalchemy.exc.TimeoutError); `session_settings`: Postgres
+    settings every connection starts with."""
     # pool_pre_ping: after a database restart, pooled connections are found dead and replaced before use.
     engine = create_engine(
         sqlalchemy_url(url),
@@ -41,20 +48,23 @@ def make_engine(
         pool_timeout=pool_timeout_s,
         connect_args={} if "connect_timeout=" in url else {"connect_timeout": CONNECT_TIMEOUT_S},
     )
-    setup = []
+    setup: list[tuple[str, tuple[str, ...]]] = []
     if app_role:
-        setup.append('SET ROLE "{}"'.format(app_role.replace('"', '""')))
+        setup.append(('SET ROLE "{}"'.format(app_role.replace('"', '""')), ()))
+    settings = dict(session_settings or {})
     if statement_timeout_ms:
-        # Per connection, not as a libpq startup option: connection poolers (PgBouncer) refuse those.
-        setup.append(f"SET statement_timeout = {int(statement_timeout_ms)}")
+        settings["statement_timeout"] = str(int(statement_timeout_ms))
+    # Per connection, not as libpq startup options: connection poolers (PgBouncer) refuse those.
+    setup += [("SELECT set_config(%s, %s, false)", (name, value)) for name, value in settings.items()]
     if setup:
 
         @event.listens_for(engine, "connect")
-        def _configure_connection(dbapi_conn: Any, _: Any) -> None:
+        def _configure_connection(dbapi_conn: Any, record: Any) -> None:
             with dbapi_conn.cursor() as cur:
-                for statement in setup:
-                    cur.execute(statement)
+                for statement, params in setup:
+                    cur.execute(statement, params)
             dbapi_conn.commit()
+            record.info[SESSION_SETTINGS] = settings  # what statements may rely on (Connection.info)
 
     return engine
 
@@ -91,6 +101,12 @@ def tenant_session(factory: sessionmaker[Session], tenant_id: uuid.UUID) -> Iter
     with factory() as session:
         session.info["tenant_id"] = tenant_id
         yield session
+
+
+def id_in(column: Any, ids: Iterable[uuid.UUID]) -> ColumnElement[bool]:
+    """`column = ANY(:ids)`: one array parameter, so the statement is the same (and compiled once) for any number
+    of ids, where `IN` renders a parameter per id, built anew for every list."""
+    return column == any_(bindparam(None, list(ids), type_=ARRAY(UUID(as_uuid=True))))
 
 
 def pgvector_version(conn: Connection) -> tuple[int, ...] | None:

@@ -20,7 +20,8 @@ _bearer = HTTPBearer(auto_error=False, description="A tenant API key, or the adm
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
+    # async: FastAPI runs a sync dependency on a worker thread, a hop per request for an attribute read.
     settings: Settings = request.app.state.settings
     return settings
 

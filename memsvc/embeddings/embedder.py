@@ -35,7 +35,9 @@ class Embedder:
     """Turns texts into L2-normalised float32 vectors of `dim` dimensions. A `dim` below the model's native one
     keeps the leading components (Matryoshka-style truncation), renormalised."""
 
-    def __init__(self, spec: ModelSpec, batch_size: int, device: str | None, runtime: Runtime = "onnx") -> None:
+    def __init__(
+        self, spec: ModelSpec, batch_size: int, device: str | None, runtime: Runtime = "onnx", threads: int = 0
+    ) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -51,7 +53,7 @@ class Embedder:
         self._native_dim: int = native
         # torch modules are not safe to call from several request threads at once.
         self._lock = threading.Lock()
-        self._onnx = OnnxEncoder.export(self._model) if runtime == "onnx" and self.device == "cpu" else None
+        self._onnx = OnnxEncoder.export(self._model, threads) if runtime == "onnx" and self.device == "cpu" else None
         self.runtime: Runtime = "onnx" if self._onnx is not None else "torch"
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -91,10 +93,15 @@ def configured_spec(settings: Settings) -> ModelSpec:
     return ModelSpec(settings.embedding_model_id, settings.embedding_model_path, settings.embedding_dim)
 
 
-def build_embedder(settings: Settings) -> Embedder:
-    """The configured model, loaded now."""
+def build_embedder(settings: Settings, spec: ModelSpec | None = None, *, serving: bool = False) -> Embedder:
+    """The configured model (or `spec`'s), loaded now; `serving`: for the API process (see embedding_threads)."""
+    threads = settings.embedding_threads
     return Embedder(
-        configured_spec(settings), settings.embedding_batch_size, settings.embedding_device, settings.embedding_runtime
+        spec or configured_spec(settings),
+        settings.embedding_batch_size,
+        settings.embedding_device,
+        settings.embedding_runtime,
+        threads if threads is not None else (1 if serving else 0),
     )
 
 
@@ -103,8 +110,9 @@ class EmbedderPool:
     configured model's weights are where the settings say; another model (an older space, still searched
     during a model change) is loaded from where its space row says."""
 
-    def __init__(self, settings: Settings, configured: Embedder | None = None) -> None:
+    def __init__(self, settings: Settings, configured: Embedder | None = None, *, serving: bool = False) -> None:
         self._settings = settings
+        self._serving = serving
         self._configured = configured
         self._loaded: dict[tuple[str, int], Embedder] = {}
         if configured is not None:
@@ -117,7 +125,7 @@ class EmbedderPool:
     def configured(self) -> Embedder:
         with self._lock:
             if self._configured is None:
-                self._configured = build_embedder(self._settings)
+                self._configured = build_embedder(self._settings, serving=self._serving)
                 self._loaded[(self._configured.model_id, self._configured.dim)] = self._configured
             return self._configured
 
@@ -131,8 +139,7 @@ class EmbedderPool:
             )
 
     def _load(self, spec: ModelSpec) -> Embedder:
-        settings = self._settings
-        embedder = Embedder(spec, settings.embedding_batch_size, settings.embedding_device, settings.embedding_runtime)
+        embedder = build_embedder(self._settings, spec, serving=self._serving)
         self._loaded[(embedder.model_id, embedder.dim)] = embedder
         return embedder
 

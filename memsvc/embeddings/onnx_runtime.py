@@ -35,9 +35,10 @@ class OnnxEncoder:
         self._inputs = {i.name for i in session.get_inputs()}
 
     @classmethod
-    def export(cls, model: Any) -> "OnnxEncoder | None":
-        """The encoder for a loaded SentenceTransformer, or None (logged) when it is not a plain mean-pooling
-        pipeline, when onnxruntime cannot run it, or when its vectors differ from torch's."""
+    def export(cls, model: Any, threads: int = 0) -> "OnnxEncoder | None":
+        """The encoder for a loaded SentenceTransformer (`threads` per call; 0: ONNX Runtime's default), or None
+        (logged) when it is not a plain mean-pooling pipeline, when onnxruntime cannot run it, or when its vectors
+        differ from torch's."""
         modules = list(model)
         names = [type(m).__name__ for m in modules]
         if names[:2] != ["Transformer", "Pooling"] or any(n != "Normalize" for n in names[2:]):
@@ -47,7 +48,7 @@ class OnnxEncoder:
             log.info("embedding model stays on torch: pooling is not mean")
             return None
         try:
-            encoder = cls(model, _session(modules[0].auto_model, model.tokenizer))
+            encoder = cls(model, _session(modules[0].auto_model, model.tokenizer, threads))
             expected = model.encode(
                 PROBE_TEXTS, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
             )
@@ -71,7 +72,7 @@ class OnnxEncoder:
         return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def _session(transformer: Any, tokenizer: Any) -> Any:
+def _session(transformer: Any, tokenizer: Any, threads: int) -> Any:
     import onnxruntime
     import torch
 
@@ -103,4 +104,10 @@ def _session(transformer: Any, tokenizer: Any) -> Any:
         )
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only
+    if threads > 0:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # Idle pool threads spin for work by default: with several requests embedding at once that spinning took
+        # a third of the server's CPU under load (bench/results/load.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])

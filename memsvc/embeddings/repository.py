@@ -8,6 +8,7 @@ from sqlalchemy import delete, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from memsvc.core.db import id_in
 from memsvc.embeddings.encoding import Column
 from memsvc.embeddings.profiles import StorageProfile
 from memsvc.models import EmbeddingFit, EmbeddingSpace, Memory, MemoryEmbedding, Tenant
@@ -251,7 +252,7 @@ def stored_values(
         select(MemoryEmbedding.memory_id, getattr(MemoryEmbedding, column)).where(
             MemoryEmbedding.tenant_id == tenant_id,
             MemoryEmbedding.space_id == space_id,
-            MemoryEmbedding.memory_id.in_(list(memory_ids)),
+            id_in(MemoryEmbedding.memory_id, memory_ids),
         )
     )
     return dict(rows.all())

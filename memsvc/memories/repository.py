@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import AliasedClass
 
+from memsvc.core.db import id_in
 from memsvc.models import Memory, MemoryLink, MemoryVersion
 
 RESTATING_LEVELS = ("segment", "session", "profile", "fact")  # consolidation levels that restate their sources
@@ -80,7 +81,7 @@ def get_many(db: Session, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> lis
     if not ids:
         return []
     return list(
-        db.scalars(select(Memory).where(Memory.tenant_id == tenant_id, Memory.id.in_(list(ids))).order_by(Memory.seq))
+        db.scalars(select(Memory).where(Memory.tenant_id == tenant_id, id_in(Memory.id, ids)).order_by(Memory.seq))
     )
 
 
@@ -169,7 +170,7 @@ def source_ids_of(
         select(MemoryLink.derived_id, MemoryLink.source_id)
         .where(
             MemoryLink.tenant_id == tenant_id,
-            MemoryLink.derived_id.in_(list(derived_ids)),
+            id_in(MemoryLink.derived_id, derived_ids),
             MemoryLink.relation == "evidence",
         )
         .order_by(MemoryLink.derived_id, MemoryLink.source_id)

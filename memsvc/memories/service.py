@@ -211,10 +211,16 @@ def snapshot(memory: Memory) -> dict[str, Any]:
     return MemoryPublic.model_validate(memory).model_dump(mode="json", exclude={"source_ids"})
 
 
-def to_public(db: Session, tenant_id: uuid.UUID, memories: Sequence[Memory]) -> list[MemoryPublic]:
+def to_public(
+    db: Session, tenant_id: uuid.UUID, memories: Sequence[Memory], search_model_id: str | None = None
+) -> list[MemoryPublic]:
+    """The memories as the API shows them. `search_model_id`: the model of the tenant's search space, when the
+    caller knows it (else it is read)."""
     sources = repository.source_ids_of(db, tenant_id, [m.id for m in memories])
     # An embedded memory has a vector in the tenant's search space: name that model.
-    model = embeddings.search_model_id(db, tenant_id) if any(m.embedding_status == "done" for m in memories) else None
+    model = None
+    if any(m.embedding_status == "done" for m in memories):
+        model = search_model_id or embeddings.search_model_id(db, tenant_id)
     return [
         MemoryPublic.model_validate(m).model_copy(
             update={

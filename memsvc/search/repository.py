@@ -9,15 +9,20 @@ from typing import Any
 
 import numpy as np
 from pgvector.sqlalchemy import BIT, HALFVEC, VECTOR
-from sqlalchemy import Integer, cast, column, func, literal, literal_column, select, text
+from sqlalchemy import Float, Text, bindparam, cast, column, func, literal, literal_column, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 
+from memsvc.core.db import SESSION_SETTINGS, id_in
 from memsvc.embeddings.encoding import SpaceEncoding
 from memsvc.memories.repository import MemoryFilter
 from memsvc.models import EmbeddingSpace, Memory, MemoryEmbedding
 
 MIN_EF_SEARCH = 200
 MAX_EF_SEARCH = 1000
+# What the API's connections start with (memsvc.app): the default search's index scan (top_k 10 at the default
+# profile's 16x oversampling: 160 candidates) then needs no statement of its own to set them.
+CONNECTION_SETTINGS = {"hnsw.iterative_scan": "relaxed_order", "hnsw.ef_search": "320"}
 
 
 def nearest(
@@ -41,7 +46,7 @@ def nearest(
     elif encoding.column == "embedding_f32":
         distance = cast(MemoryEmbedding.embedding_f32, VECTOR(k)).cosine_distance(query)
     else:
-        bits = "".join("1" if value > 0 else "0" for value in query)
+        bits = ((np.asarray(query) > 0).astype(np.uint8) + ord("0")).tobytes().decode("ascii")
         sign_bits = cast(func.memsvc_sign_bits(MemoryEmbedding.codes, literal_column(str(k))), BIT(k))
         distance = sign_bits.op("<~>")(cast(bits, BIT(k)))
     if exact:
@@ -51,15 +56,15 @@ def nearest(
         # (pgvector >= 0.8); relaxed order is restored by the outer ORDER BY (or by rescoring). pgvector's default
         # ef_search (40) found 91% of the true top 10 at 100k memories (bench/results/quantization-ef.md); a
         # wider search costs a few ms. ef_search tops out at 1000; past it the iterative scan keeps going until
-        # `limit` rows are found. Both settings last until the transaction ends.
+        # `limit` rows are found. Set for this transaction, unless the connection started with them.
         ef_search = min(MAX_EF_SEARCH, max(MIN_EF_SEARCH, 2 * limit))
-        db.execute(
-            text(
-                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-                "set_config('hnsw.ef_search', :ef, true)"
-            ),
-            {"ef": str(ef_search)},
-        )
+        wanted = {"hnsw.iterative_scan": "relaxed_order", "hnsw.ef_search": str(ef_search)}
+        started_with = db.connection().info.get(SESSION_SETTINGS, {})
+        if any(started_with.get(name) != value for name, value in wanted.items()):
+            db.execute(
+                text("SELECT set_config('hnsw.iterative_scan', :scan, true), set_config('hnsw.ef_search', :ef, true)"),
+                {"scan": wanted["hnsw.iterative_scan"], "ef": wanted["hnsw.ef_search"]},
+            )
     payload = distance.label("distance") if encoding.column != "codes" else MemoryEmbedding.codes
     # Each space's index is a partial index on the distance expression: the planner matches it only against the
     # same expression and a literal space id (a bound parameter would not prove the index predicate).
@@ -85,7 +90,7 @@ def vectors_of(
         select(MemoryEmbedding.memory_id, getattr(MemoryEmbedding, encoding.column)).where(
             MemoryEmbedding.tenant_id == tenant_id,
             MemoryEmbedding.space_id == space.id,
-            MemoryEmbedding.memory_id.in_(ids),
+            id_in(MemoryEmbedding.memory_id, ids),
         )
     )
     return [(memory_id, value) for memory_id, value in rows]
@@ -105,18 +110,49 @@ class RankingFacts:
     occurred_at: datetime
     entities: list[str]
     consolidation_level: str | None
+    stored: Any = None  # its stored value in the space searched, when asked for and embedded there
+    lexical: float | None = None  # the share of the query words' weight it matches, when asked for and any
 
 
-def ranking_facts(db: Session, where: MemoryFilter, ids: list[uuid.UUID]) -> dict[uuid.UUID, RankingFacts]:
+def ranking_facts(
+    db: Session,
+    where: MemoryFilter,
+    ids: list[uuid.UUID],
+    *,
+    stored_in: tuple[EmbeddingSpace, SpaceEncoding] | None = None,
+    weighted_words: list[tuple[str, float]] | None = None,
+) -> dict[uuid.UUID, RankingFacts]:
     """Of these memories, those `where` selects (candidates found by the rankings are; evidence reached through
-    the hierarchy may not be)."""
-    columns: Any = select(Memory.id, Memory.seq, Memory.occurred_at, Memory.entities, Memory.consolidation_level)
-    rows: Any = db.execute(where.apply(columns).where(Memory.id.in_(ids)))
-    return {memory_id: RankingFacts(seq, at, entities, level) for memory_id, seq, at, entities, level in rows}
+    the hierarchy may not be). With `stored_in`, their stored values in that space; with `weighted_words`, their
+    share of the words' weight (as text_matches scores it): what the rankings that did not find them leave out,
+    read in the same statement."""
+    columns: list[Any] = [Memory.id, Memory.seq, Memory.occurred_at, Memory.entities, Memory.consolidation_level]
+    if stored_in is not None:
+        space, encoding = stored_in
+        columns.append(getattr(MemoryEmbedding, encoding.column))
+    if weighted_words is not None:
+        columns.append(_matched_weight(Memory, weighted_words))
+    query: Any = where.apply(select(*columns)).where(id_in(Memory.id, ids))
+    if stored_in is not None:
+        query = query.outerjoin(
+            MemoryEmbedding,
+            (MemoryEmbedding.memory_id == Memory.id)
+            & (MemoryEmbedding.space_id == space.id)
+            & (MemoryEmbedding.tenant_id == where.tenant_id),
+        )
+    total = sum(weight for _, weight in weighted_words or []) or 1.0
+    facts = {}
+    for row in db.execute(query):
+        memory_id, seq, at, entities, level, *extra = row
+        stored = extra.pop(0) if stored_in is not None else None
+        matched = extra.pop(0) if weighted_words is not None else 0.0
+        lexical = min(1.0, float(matched) / total) if matched else None
+        facts[memory_id] = RankingFacts(seq, at, entities, level, stored, lexical)
+    return facts
 
 
 def memories_by_id(db: Session, tenant_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, Memory]:
-    rows = db.scalars(select(Memory).where(Memory.tenant_id == tenant_id, Memory.id.in_(ids)))
+    rows = db.scalars(select(Memory).where(Memory.tenant_id == tenant_id, id_in(Memory.id, ids)))
     return {memory.id: memory for memory in rows}
 
 
@@ -127,15 +163,34 @@ def word_frequencies(
     store ranks the same way every time): how many were read, how many of those contain each word (after
     stemming), None for a word the text search drops (a stopword); and the planner's estimate of the memories
     table's rows (all tenants; -1 before the table was first analyzed)."""
-    sampled = where.apply(select(Memory.search_tsv.label("tsv"))).order_by(Memory.seq.desc()).limit(sample).subquery()
-    queries = [func.websearch_to_tsquery("english", word) for word in words]
-    counts = [func.count().filter(sampled.c.tsv.bool_op("@@")(query)) for query in queries]
-    lexemes = [func.numnode(query) for query in queries]  # 0: nothing left after stopwords
+    # One statement of one shape whatever the words (an array parameter): SQLAlchemy compiles it once, where a
+    # column per word was built and compiled anew for each query. Each word's tsquery is made once (materialized).
+    sampled = (
+        where.apply(select(Memory.search_tsv.label("tsv"))).order_by(Memory.seq.desc()).limit(sample).cte("sampled")
+    )
+    listed = (
+        func.unnest(bindparam("words", words, type_=ARRAY(Text)))
+        .table_valued("word", with_ordinality="position")
+        .render_derived()
+    )
+    queries = (
+        select(listed.c.position, func.websearch_to_tsquery("english", listed.c.word).label("tsq"))
+        .cte("word_queries")
+        .prefix_with("MATERIALIZED")
+    )
+    containing = select(func.count()).select_from(sampled).where(sampled.c.tsv.bool_op("@@")(queries.c.tsq))
+    read = select(func.count()).select_from(sampled)
     table_rows = text("(SELECT reltuples FROM pg_class WHERE oid = 'memories'::regclass)")
-    row = db.execute(select(func.count(), *counts, *lexemes, table_rows).select_from(sampled)).one()
-    n = len(words)
-    frequencies = [int(row[1 + i]) if row[1 + n + i] else None for i in range(n)]
-    return int(row[0]), frequencies, float(row[-1] if row[-1] is not None else -1)
+    rows = db.execute(
+        select(
+            func.numnode(queries.c.tsq),  # 0: nothing left after stopwords
+            containing.scalar_subquery(),
+            read.scalar_subquery(),
+            table_rows,
+        ).order_by(queries.c.position)
+    ).all()
+    frequencies = [int(count) if lexemes else None for lexemes, count, _, _ in rows]
+    return int(rows[0][2]), frequencies, float(rows[0][3] if rows[0][3] is not None else -1)
 
 
 def text_matches(
@@ -160,23 +215,44 @@ def text_matches(
         # The tenant's rows matching through the GIN index (migration 0007: under RLS a plain `@@` condition
         # reads the whole table).
         rows = aliased(Memory, func.memsvc_text_rows(any_driver).table_valued(*_MEMORY_COLUMNS), adapt_on_names=True)
-    queries = [(func.websearch_to_tsquery("english", word), weight) for word, weight in weighted_words]
     total = sum(weight for _, weight in weighted_words) or 1.0
-    matched: Any = sum(
-        (cast(rows.search_tsv.bool_op("@@")(q), Integer) * literal(weight) for q, weight in queries), literal(0.0)
-    )
+    matched = _matched_weight(rows, weighted_words)
     # Ties (the same words matched) go to the memory with fewer distinct words: one about those words rather than
     # mentioning them among others. Cover density (ts_rank_cd) ordered them as well and cost 45% of the query.
     breadth = func.length(rows.search_tsv)
-    query = where.apply(select(rows.id, matched.label("matched")), rows)
+    query = where.apply(select(rows.id, matched), rows)
     if rows is Memory:
         query = query.where(Memory.search_tsv.bool_op("@@")(any_driver))
     if pending_only:
         query = query.where(rows.embedding_status == "pending")  # a few, by their partial index
     if among is not None:
-        query = query.where(rows.id.in_(among))
+        query = query.where(id_in(rows.id, among))
     found: Any = db.execute(query.order_by(matched.desc(), breadth, rows.seq).limit(limit))
     return [(memory_id, min(1.0, float(m) / total)) for memory_id, m in found]
+
+
+def _matched_weight(rows: Any, weighted_words: list[tuple[str, float]]) -> Any:
+    """The summed weights of the words a row's text contains, as column `matched`. The words and weights are array
+    parameters: one statement shape whatever the words (see word_frequencies)."""
+    listed = (
+        func.unnest(
+            bindparam("words", [word for word, _ in weighted_words], type_=ARRAY(Text)),
+            bindparam("weights", [weight for _, weight in weighted_words], type_=ARRAY(Float)),
+        )
+        .table_valued("word", "weight")
+        .render_derived()
+    )
+    queries = (
+        select(func.websearch_to_tsquery("english", listed.c.word).label("tsq"), listed.c.weight)
+        .cte("word_queries")
+        .prefix_with("MATERIALIZED")
+    )
+    return (
+        select(func.coalesce(func.sum(queries.c.weight), 0.0))
+        .where(rows.search_tsv.bool_op("@@")(queries.c.tsq))
+        .scalar_subquery()
+        .label("matched")
+    )
 
 
 _MEMORY_COLUMNS = [column(c.name, c.type) for c in Memory.__table__.columns]

@@ -162,7 +162,10 @@ class DenseRanker:
 
     def vectors(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[float, np.ndarray]]:
         """(similarity, decoded vector) of those of `ids` embedded in this space."""
-        stored = repository.vectors_of(self.db, self.tenant_id, self.space, self.encoding, ids)
+        return self.scored(repository.vectors_of(self.db, self.tenant_id, self.space, self.encoding, ids))
+
+    def scored(self, stored: list[tuple[uuid.UUID, Any]]) -> dict[uuid.UUID, tuple[float, np.ndarray]]:
+        """(similarity, decoded vector) of these memories, from their values stored in this space."""
         if not stored:
             return {}
         decoded = self._decoded([value for _, value in stored])
@@ -266,15 +269,26 @@ def search(
         )
 
     candidates = _fuse(rankings, options.weights)
-    facts = repository.ranking_facts(db, where, list(candidates))
+    by_relevance = hybrid and options.fusion == "relevance" and ranker is not None
+    # One statement reads what ranking needs of every candidate: the vectors of those only the text found, and
+    # how well the words match those only the vectors found.
+    facts = repository.ranking_facts(
+        db,
+        where,
+        list(candidates),
+        stored_in=(ranker.space, ranker.encoding) if ranker is not None else None,
+        weighted_words=words.weighted if by_relevance and words is not None else None,
+    )
     candidates = {i: c for i, c in candidates.items() if i in facts}
     if ranker is not None:
-        _complete(candidates, ranker, need_vectors=options.diversity > 0)
+        _complete(candidates, ranker, need_vectors=options.diversity > 0, facts=facts)
     if "entity" in rankings:
         _rerank_entities(candidates, facts, terms, options.weights)
-    if hybrid and options.fusion == "relevance" and ranker is not None:
+    if by_relevance:
         if words is not None:
-            _complete_lexical(db, where, words, candidates)
+            for candidate in candidates.values():
+                if candidate.lexical is None:
+                    candidate.lexical = facts[candidate.memory_id].lexical
         _fuse_by_relevance(candidates, options.weights)
     half_life = options.recency_half_life_days
     if half_life is None and hybrid and options.parse_time and asks_about_present(request.query):
@@ -298,7 +312,7 @@ def search(
     if options.min_score is not None:
         top = [c for c in top if relevance[c.memory_id] >= options.min_score]
     return SearchResponse(
-        hits=_hits(db, tenant_id, top, relevance, request, ranker, words),
+        hits=_hits(db, tenant_id, top, relevance, request, ranker, words, _model_of(db, space_id)),
         no_confident_memory=not confident,
         time_window=TimeWindow(text=window.text, start=window.start, end=window.end) if window else None,
         mode=options.mode,
@@ -435,10 +449,21 @@ def _rrf(ranks: dict[Source, int], weights: FusionWeights) -> float:
     return sum(getattr(weights, source) / (RRF_K + rank + 1) for source, rank in ranks.items())
 
 
-def _complete(candidates: dict[uuid.UUID, Candidate], ranker: DenseRanker, *, need_vectors: bool) -> None:
-    """Give candidates found only by text their dense similarity (and, for MMR, every candidate its vector)."""
+def _complete(
+    candidates: dict[uuid.UUID, Candidate],
+    ranker: DenseRanker,
+    *,
+    need_vectors: bool,
+    facts: dict[uuid.UUID, repository.RankingFacts] | None = None,
+) -> None:
+    """Give candidates found only by text their dense similarity (and, for MMR, every candidate its vector): from
+    their values stored in the ranker's space, read with their `facts` or else now."""
     wanted = [c.memory_id for c in candidates.values() if c.dense is None or (need_vectors and c.vector is None)]
-    for memory_id, (similarity, vector) in ranker.vectors(wanted).items():
+    if facts is None:
+        vectors = ranker.vectors(wanted)
+    else:
+        vectors = ranker.scored([(i, facts[i].stored) for i in wanted if facts[i].stored is not None])
+    for memory_id, (similarity, vector) in vectors.items():
         candidates[memory_id].dense = similarity
         candidates[memory_id].vector = vector
 
@@ -617,19 +642,20 @@ def _hits(
     request: SearchRequest,
     ranker: DenseRanker | None,
     words: "QueryWords | None",
+    search_model_id: str | None,
 ) -> list[SearchHit]:
     found = repository.memories_by_id(db, tenant_id, [c.memory_id for c in top])
     top = [c for c in top if c.memory_id in found]  # less any deleted since they were ranked
     hits = [found[c.memory_id] for c in top]
     context = _dialogue_context(db, tenant_id, hits, request.context_window)
-    public = memories.to_public(db, tenant_id, hits + [turn for turns in context for turn in turns])
+    public = memories.to_public(db, tenant_id, hits + [turn for turns in context for turn in turns], search_model_id)
     by_id = {p.id: p for p in public}
     evidence: dict[uuid.UUID, list[Any]] = {}
     if "evidence" in request.expand:
         best = _best_evidence(db, tenant_id, {m.id: by_id[m.id].source_ids for m in hits}, ranker, words)
         shown = {m.id: best[m.id][: request.evidence_limit] for m in hits}
         stored = repository.memories_by_id(db, tenant_id, [s for ids in shown.values() for s in ids])
-        expanded = {p.id: p for p in memories.to_public(db, tenant_id, list(stored.values()))}
+        expanded = {p.id: p for p in memories.to_public(db, tenant_id, list(stored.values()), search_model_id)}
         evidence = {m.id: [expanded[s] for s in shown[m.id] if s in expanded] for m in hits}
     return [
         SearchHit(
@@ -643,6 +669,11 @@ def _hits(
         )
         for c, turns in zip(top, context, strict=True)
     ]
+
+
+def _model_of(db: Session, space_id: int | None) -> str | None:
+    """The model of the tenant's search space, which names the model of every embedded memory it shows."""
+    return space_of(db, space_id).model_id if space_id is not None else None
 
 
 def _best_evidence(

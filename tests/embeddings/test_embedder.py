@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memsvc.embeddings.embedder import Embedder, ModelSpec, default_model_path
+from memsvc.core.settings import Settings
+from memsvc.embeddings.embedder import Embedder, ModelSpec, build_embedder, default_model_path
 
 TEXTS = [
     "What did Alice say about Rome in May?",
@@ -58,3 +59,18 @@ def test_a_truncated_dimension_is_cut_from_the_onnx_vectors_and_renormalised(on_
     full = on_torch.embed(TEXTS[:2])[:, :128]
     expected = full / np.linalg.norm(full, axis=1, keepdims=True)
     assert vectors.shape == (2, 128) and np.abs(vectors - expected).max() < 1e-5
+
+
+def test_the_api_process_embeds_on_one_onnx_thread_that_does_not_spin(embedder: Embedder) -> None:
+    """Concurrent requests each embed on their own thread; ONNX Runtime's own pool would only contend with them
+    (and its idle threads spin). One thread, no spinning, the same vectors; the setting overrides it."""
+    serving = build_embedder(Settings(), serving=True)
+    options = serving._onnx._session.get_session_options()  # type: ignore[union-attr]
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert np.abs(serving.embed(TEXTS) - embedder.embed(TEXTS)).max() < 1e-5
+
+    configured = build_embedder(Settings(embedding_threads=2), serving=True)
+    assert configured._onnx._session.get_session_options().intra_op_num_threads == 2  # type: ignore[union-attr]
+    tool = build_embedder(Settings())  # workers and tools: ONNX Runtime's default pool
+    assert tool._onnx._session.get_session_options().intra_op_num_threads == 0  # type: ignore[union-attr]
