@@ -74,8 +74,7 @@ def profile_catalog(config: ModelConfig) -> StorageProfileList:
 
 
 def storage_of(db: Session, tenant_id: uuid.UUID, config: ModelConfig) -> TenantStorage:
-    if repository.get_tenant(db, tenant_id) is None:
-        raise NotFound(f"No tenant {tenant_id}.")
+    _tenant_or_404(db, tenant_id)
     chosen, searching, moving_to = embeddings.profile_state(db, tenant_id)
     return TenantStorage(
         tenant_id=tenant_id,
@@ -89,8 +88,7 @@ def storage_of(db: Session, tenant_id: uuid.UUID, config: ModelConfig) -> Tenant
 def change_storage_profile(
     db: Session, factory: sessionmaker[Session], tenant_id: uuid.UUID, profile_name: str | None, config: ModelConfig
 ) -> TenantStorage:
-    if repository.get_tenant(db, tenant_id) is None:
-        raise NotFound(f"No tenant {tenant_id}.")
+    _tenant_or_404(db, tenant_id)
     db.rollback()  # the change runs in its own transactions
     chosen = parse_profile(profile_name) if profile_name is not None else None
     change = embeddings.choose_profile(factory, tenant_id, chosen, config)
@@ -106,16 +104,12 @@ def change_storage_profile(
 
 
 def search_defaults_of(db: Session, tenant_id: uuid.UUID) -> SearchDefaults:
-    tenant = repository.get_tenant(db, tenant_id)
-    if tenant is None:
-        raise NotFound(f"No tenant {tenant_id}.")
+    tenant = _tenant_or_404(db, tenant_id)
     return SearchDefaults.model_validate(tenant.search_defaults or {})
 
 
 def set_search_defaults(db: Session, tenant_id: uuid.UUID, defaults: SearchDefaults) -> SearchDefaults:
-    tenant = repository.get_tenant(db, tenant_id)
-    if tenant is None:
-        raise NotFound(f"No tenant {tenant_id}.")
+    tenant = _tenant_or_404(db, tenant_id)
     tenant.search_defaults = defaults.model_dump(mode="json", exclude_none=True) or None
     target = {"search_defaults": tenant.search_defaults or {}}
     audit.record(db, ADMIN, "tenant.search_defaults.set", tenant_id=tenant_id, target=target)
@@ -123,8 +117,7 @@ def set_search_defaults(db: Session, tenant_id: uuid.UUID, defaults: SearchDefau
 
 
 def create_key(db: Session, tenant_id: uuid.UUID, name: str | None = None) -> KeyCreated:
-    if repository.get_tenant(db, tenant_id) is None:
-        raise NotFound(f"No tenant {tenant_id}.")
+    _tenant_or_404(db, tenant_id)
     secret, prefix = new_api_key()
     key = repository.add_key(db, tenant_id, secret, prefix, name)
     target = {"key_id": str(key.id), "prefix": key.prefix, "name": name}
@@ -145,16 +138,13 @@ def revoke_key(db: Session, key_id: uuid.UUID) -> None:
 
 
 def list_keys(db: Session, tenant_id: uuid.UUID) -> KeyList:
-    if repository.get_tenant(db, tenant_id) is None:
-        raise NotFound(f"No tenant {tenant_id}.")
+    _tenant_or_404(db, tenant_id)
     keys = [KeyPublic.model_validate(k) for k in repository.list_keys(db, tenant_id)]
     return KeyList(data=keys, count=len(keys))
 
 
 def rate_limit_of(db: Session, tenant_id: uuid.UUID) -> TenantRateLimit:
-    tenant = repository.get_tenant(db, tenant_id)
-    if tenant is None:
-        raise NotFound(f"No tenant {tenant_id}.")
+    tenant = _tenant_or_404(db, tenant_id)
     return TenantRateLimit(tenant_id=tenant_id, requests_per_minute=tenant.rate_limit_per_minute)
 
 
@@ -166,3 +156,10 @@ def set_rate_limit(db: Session, tenant_id: uuid.UUID, requests_per_minute: int |
     target = {"requests_per_minute": requests_per_minute, "previous": before.requests_per_minute}
     audit.record(db, ADMIN, "tenant.rate_limit.set", tenant_id=tenant_id, target=target)
     return TenantRateLimit(tenant_id=tenant_id, requests_per_minute=requests_per_minute)
+
+
+def _tenant_or_404(db: Session, tenant_id: uuid.UUID) -> Tenant:
+    tenant = repository.get_tenant(db, tenant_id)
+    if tenant is None:
+        raise NotFound(f"No tenant {tenant_id}.")
+    return tenant
