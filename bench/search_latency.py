@@ -542,14 +542,19 @@ def _figure(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else "–"
 
 
+def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    """--seed, --people and --out, as every benchmark on the synthetic corpus takes them."""
+    parser.add_argument("--seed", type=int, default=7, help="synthetic generator seed")
+    parser.add_argument("--people", type=int, default=12, help="synthetic people (their queries are the queries)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="directory for the results")
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="100k", help="memories (synthetic ladder size): 100k, 2000, ...")
-    parser.add_argument("--seed", type=int, default=7, help="synthetic generator seed")
-    parser.add_argument("--people", type=int, default=12, help="synthetic people (their queries are the queries)")
+    add_corpus_arguments(parser)
     parser.add_argument("--queries", type=int, default=QUERIES, help="measured requests per variant")
     parser.add_argument("--warmup", type=int, default=WARMUP, help="warm-up rounds (every variant) before measuring")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="directory for the results")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for import jobs")
     parser.add_argument(
         "--reranker-path",

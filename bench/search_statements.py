@@ -44,9 +44,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="10000", help="memories (synthetic ladder size): 10000, 100k, ...")
     parser.add_argument("--searches", type=int, default=240, help="measured searches (the queries, cycled)")
-    parser.add_argument("--seed", type=int, default=7, help="synthetic generator seed")
-    parser.add_argument("--people", type=int, default=12, help="synthetic people (their queries are the queries)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="directory for the results")
+    prepare.add_corpus_arguments(parser)
     return parser.parse_args(argv)
 
 

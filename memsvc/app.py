@@ -82,7 +82,7 @@ def create_app(settings: Settings, database_url: str, embedder: Embedder | None 
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.rate_limiter = build_rate_limiter(settings)
-    embedders = EmbedderPool(settings, configured=embedder, serving=True)
+    embedders = EmbedderPool(settings, configured=embedder)
     app.state.embedders = embedders
     app.state.reranker_for = reranker_loader(settings.reranker_path)
     app.state.embedding_space_id = None

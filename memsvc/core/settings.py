@@ -47,12 +47,11 @@ class Settings(BaseSettings):
         description="Pending memories a worker takes per transaction; the model sorts them by length into batches.",
     )
     embedding_device: str | None = Field(default=None, description="cpu, cuda, ...; unset = CUDA when available.")
-    embedding_threads: int | None = Field(
-        default=None,
+    embedding_threads: int = Field(
+        default=0,
         ge=0,
-        description="ONNX Runtime threads per embedding call (0: one per core). Unset: one in `memsvc serve`, "
-        "whose concurrent requests already embed on threads of their own (the default pool's idle threads spin "
-        "and took a third of its CPU under load), one per core in workers and tools, which embed batches.",
+        description="ONNX Runtime threads per embedding call (0: one per core). Idle ones sleep instead of spinning: "
+        "spinning took a third of the API's CPU under concurrent searches.",
     )
     embedding_runtime: Runtime = Field(
         default="onnx",

@@ -93,15 +93,14 @@ def configured_spec(settings: Settings) -> ModelSpec:
     return ModelSpec(settings.embedding_model_id, settings.embedding_model_path, settings.embedding_dim)
 
 
-def build_embedder(settings: Settings, spec: ModelSpec | None = None, *, serving: bool = False) -> Embedder:
-    """The configured model (or `spec`'s), loaded now; `serving`: for the API process (see embedding_threads)."""
-    threads = settings.embedding_threads
+def build_embedder(settings: Settings, spec: ModelSpec | None = None) -> Embedder:
+    """The configured model (or `spec`'s), loaded now."""
     return Embedder(
         spec or configured_spec(settings),
         settings.embedding_batch_size,
         settings.embedding_device,
         settings.embedding_runtime,
-        threads if threads is not None else (1 if serving else 0),
+        settings.embedding_threads,
     )
 
 
@@ -110,9 +109,8 @@ class EmbedderPool:
     configured model's weights are where the settings say; another model (an older space, still searched
     during a model change) is loaded from where its space row says."""
 
-    def __init__(self, settings: Settings, configured: Embedder | None = None, *, serving: bool = False) -> None:
+    def __init__(self, settings: Settings, configured: Embedder | None = None) -> None:
         self._settings = settings
-        self._serving = serving
         self._configured = configured
         self._loaded: dict[tuple[str, int], Embedder] = {}
         if configured is not None:
@@ -125,7 +123,7 @@ class EmbedderPool:
     def configured(self) -> Embedder:
         with self._lock:
             if self._configured is None:
-                self._configured = build_embedder(self._settings, serving=self._serving)
+                self._configured = build_embedder(self._settings)
                 self._loaded[(self._configured.model_id, self._configured.dim)] = self._configured
             return self._configured
 
@@ -139,7 +137,7 @@ class EmbedderPool:
             )
 
     def _load(self, spec: ModelSpec) -> Embedder:
-        embedder = build_embedder(self._settings, spec, serving=self._serving)
+        embedder = build_embedder(self._settings, spec)
         self._loaded[(embedder.model_id, embedder.dim)] = embedder
         return embedder
 

@@ -36,7 +36,7 @@ class OnnxEncoder:
 
     @classmethod
     def export(cls, model: Any, threads: int = 0) -> "OnnxEncoder | None":
-        """The encoder for a loaded SentenceTransformer (`threads` per call; 0: ONNX Runtime's default), or None
+        """The encoder for a loaded SentenceTransformer (`threads` per call; 0: one per core), or None
         (logged) when it is not a plain mean-pooling pipeline, when onnxruntime cannot run it, or when its vectors
         differ from torch's."""
         modules = list(model)
@@ -104,10 +104,9 @@ def _session(transformer: Any, tokenizer: Any, threads: int) -> Any:
         )
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only
-    if threads > 0:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # Idle pool threads spin for work by default: with several requests embedding at once that spinning took
-        # a third of the server's CPU under load (bench/results/load.md).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Idle pool threads spin for work by default: with several requests embedding at once that spinning took a
+    # third of the server's CPU under load (bench/results/load.md). Without it one thread per query did no better.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])

@@ -1,0 +1,338 @@
+"""memsvc side by side with what users would pick instead, on the same machine, data, Postgres and embedder.
+
+    .venv/bin/python bench/compare.py                    # 10,000 and 100,000 memories (run it on a quiet machine)
+    .venv/bin/python bench/compare.py --sizes 2000       # a smoke run, a few minutes
+
+The systems (each gets the same synthetic corpus, bench/search_latency.py's, written through its own write path):
+- memsvc: a throw-away `memsvc serve` (default settings and storage profile, embedded Postgres), one tenant;
+  the memories go in through POST /v1/memories, 500 a request, and are searchable once their embed jobs are done.
+- pgvector: the floor a hand-rolled solution gets. One plain table in a database of its own on memsvc's embedded
+  Postgres: text, user, float32 `vector(384)` with an HNSW index (cosine, pgvector's defaults) and a b-tree on
+  the user. The documents are embedded in batches by the same model through the same ONNX Runtime encoder and
+  inserted; searchable once inserted (the index is built as rows arrive, as a live system's would be).
+
+For each: ingest throughput (memories per second from the first write until everything is searchable); search
+latency p50/p95/p99 as the client sees it, the query's embedding included, one request at a time (memsvc over
+HTTP on loopback, the floor in-process); storage (table and index bytes from Postgres, per memory); and evidence
+access (SR@10, FR@10, R@1 on the dataset's queries, each searched within its user, as the eval harness scores
+them). Writes bench/results/compare.{json,md} with the ratios memsvc/peer.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import search_latency as prepare  # noqa: E402  (bench/, this script's folder)
+
+ROOT = prepare.ROOT
+sys.path.insert(0, str(ROOT))
+
+from memsvc.eval.client import EvalClient, create_tenant_key  # noqa: E402
+from memsvc.eval.dataset import Dataset, Document, Query  # noqa: E402
+from memsvc.eval.metrics import aggregate, score_query  # noqa: E402
+from memsvc.eval.server import EmbeddedServer  # noqa: E402
+
+TOP_K = 10
+WRITE_BATCH = 500
+WARMUP = 10  # searches before the measured ones, per system
+MEMSVC_TABLES = ("memories", "memory_embeddings", "memory_links", "memory_versions")
+
+
+class System(Protocol):
+    """One memory store under test, already started."""
+
+    name: str
+
+    def ingest(self, documents: Sequence[Document]) -> None:
+        """Write the documents; return once every one of them is searchable."""
+
+    def search(self, query: Query, now: datetime | None) -> list[str]:
+        """The document ids of the top TOP_K hits, best first, searched within the query's user."""
+
+    def storage(self) -> dict[str, int]:
+        """Bytes of each table (indexes and TOAST included) holding the memories."""
+
+
+@dataclass
+class Measured:
+    system: str
+    memories: int
+    ingest_s: float
+    latencies_ms: list[float]
+    scores: dict[str, Any]
+    storage: dict[str, int]
+
+    def figures(self) -> dict[str, Any]:
+        latencies = sorted(self.latencies_ms)
+        total = sum(self.storage.values())
+        return {
+            "system": self.system,
+            "memories": self.memories,
+            "ingest_s": round(self.ingest_s, 1),
+            "ingest_per_s": round(self.memories / self.ingest_s, 1),
+            "search_ms": {
+                "p50": round(_percentile(latencies, 50), 2),
+                "p95": round(_percentile(latencies, 95), 2),
+                "p99": round(_percentile(latencies, 99), 2),
+                "mean": round(statistics.fmean(latencies), 2),
+                "searches": len(latencies),
+            },
+            "storage_bytes": self.storage,
+            "bytes_per_memory": round(total / self.memories, 1),
+            "evidence": {key: self.scores["overall"][key] for key in ("R@1", "SR@10", "FR@10", "queries")},
+        }
+
+
+# ---- the systems
+
+
+class Memsvc:
+    """memsvc as its users run it: its own server, its REST API."""
+
+    name = "memsvc"
+
+    def __init__(self, server: EmbeddedServer, api_key: str) -> None:
+        self._server = server
+        self._http = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {api_key}"}, timeout=600)
+        self._client = EvalClient(self._http)
+        self._document_of: dict[str, str] = {}
+
+    def ingest(self, documents: Sequence[Document]) -> None:
+        jobs = []
+        for start in range(0, len(documents), WRITE_BATCH):
+            batch = documents[start : start + WRITE_BATCH]
+            ids, job = self._client.write(batch)
+            jobs.append(job)
+            for memory_id, document in zip(ids, batch, strict=True):
+                self._document_of.setdefault(memory_id, document.id)  # an exact duplicate is one memory
+        self._client.wait_for_jobs(jobs)
+
+    def search(self, query: Query, now: datetime | None) -> list[str]:
+        fields = {"now": now.isoformat()} if now is not None else {}
+        hits, _ = self._client.search(query.text, TOP_K, query.user_id, fields)
+        return [self._document_of.get(hit.memory_id, hit.memory_id) for hit in hits]
+
+    def storage(self) -> dict[str, int]:
+        url = prepare.database_url(self._server)
+        assert url is not None, "the embedded server's database must be reachable"
+        return _table_bytes(url, MEMSVC_TABLES)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class PlainPgvector:
+    """The floor: one float32 vector table with an HNSW index, queried directly."""
+
+    name = "pgvector"
+
+    def __init__(self, server_url: str, embedder: Any) -> None:
+        import psycopg
+        from pgvector.psycopg import register_vector
+
+        self._embedder = embedder
+        database = "floor_" + uuid.uuid4().hex[:8]
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{database}"')
+        self.url = _with_database(server_url, database)
+        self._conn = psycopg.connect(self.url, autocommit=True)
+        self._conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        register_vector(self._conn)
+        self._conn.execute(
+            f"CREATE TABLE memories (id bigserial PRIMARY KEY, document_id text NOT NULL, user_id text NOT NULL, "
+            f"content text NOT NULL, embedding vector({embedder.dim}) NOT NULL)"
+        )
+        self._conn.execute("CREATE INDEX ON memories USING hnsw (embedding vector_cosine_ops)")
+        self._conn.execute("CREATE INDEX ON memories (user_id)")
+
+    def ingest(self, documents: Sequence[Document]) -> None:
+        for start in range(0, len(documents), WRITE_BATCH):
+            batch = documents[start : start + WRITE_BATCH]
+            vectors = self._embedder.embed([d.text for d in batch])
+            with (
+                self._conn.cursor() as cursor,
+                cursor.copy(
+                    "COPY memories (document_id, user_id, content, embedding) FROM STDIN WITH (FORMAT BINARY)"
+                ) as copy,
+            ):
+                copy.set_types(["text", "text", "text", "vector"])
+                for document, vector in zip(batch, vectors, strict=True):
+                    copy.write_row((document.id, document.user_id, document.text, vector))
+        self._conn.execute("ANALYZE memories")
+
+    def search(self, query: Query, now: datetime | None) -> list[str]:
+        vector = self._embedder.embed([query.text])[0]
+        rows = self._conn.execute(
+            "SELECT document_id FROM memories WHERE user_id = %s ORDER BY embedding <=> %s LIMIT %s",
+            (query.user_id, vector, TOP_K),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def storage(self) -> dict[str, int]:
+        return _table_bytes(self.url, ("memories",))
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+# ---- the run
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10000,100k", help="corpus sizes, comma-separated (1m with --million)")
+    parser.add_argument("--million", action="store_true", help="also 1,000,000 memories")
+    parser.add_argument("--searches", type=int, default=240, help="measured searches per system (queries cycled)")
+    prepare.add_corpus_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started_at = datetime.now(UTC)
+    sizes = [prepare.parse_size(s) for s in args.sizes.split(",") if s.strip()] + ([1_000_000] if args.million else [])
+    runs = []
+    for size in sizes:
+        dataset, spec = prepare.load_dataset(size, args.seed, args.people)
+        prepare.say(f"size {size}: {len(dataset.documents)} documents, {len(dataset.queries)} queries ({spec})")
+        runs.append({"size": size, "spec": spec, "systems": [m.figures() for m in compare(dataset, args.searches)]})
+    result = {
+        "benchmark": "compare",
+        "command": "python bench/compare.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "environment": {"cpu_model": prepare.cpu_model(), "nproc": _nproc()},
+        "runs": runs,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "compare.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "compare.md").write_text(markdown(result))
+    prepare.say(f"wrote {args.out / 'compare.json'} and .md")
+    return 0
+
+
+def compare(dataset: Dataset, searches: int) -> list[Measured]:
+    """Every system on this dataset, one after the other, on one embedded Postgres."""
+    from memsvc.core.settings import Settings
+    from memsvc.embeddings.embedder import build_embedder
+
+    measured = []
+    with EmbeddedServer({"RATE_LIMIT_PER_MINUTE": "0"}) as server:
+        key = create_tenant_key(server.url, server.admin_key, "compare")
+        memsvc = Memsvc(server, key)
+        measured.append(measure(memsvc, dataset, searches))
+        memsvc.close()
+        url = prepare.database_url(server)
+        assert url is not None, "the embedded server's database must be reachable"
+        floor = PlainPgvector(url, build_embedder(Settings()))
+        measured.append(measure(floor, dataset, searches))
+        floor.close()
+    return measured
+
+
+def measure(system: System, dataset: Dataset, searches: int) -> Measured:
+    prepare.say(f"{system.name}: ingesting {len(dataset.documents)} documents")
+    started = time.perf_counter()
+    system.ingest(dataset.documents)
+    ingest_s = time.perf_counter() - started
+    prepare.say(f"{system.name}: searchable after {ingest_s:.1f} s")
+    queries = dataset.queries
+    for query in queries[:WARMUP]:
+        system.search(query, dataset.now)
+    latencies, rankings = [], {}
+    for i in range(searches):
+        query = queries[i % len(queries)]
+        started = time.perf_counter()
+        ranked = system.search(query, dataset.now)
+        latencies.append((time.perf_counter() - started) * 1000)
+        rankings.setdefault(query.id, ranked)
+    scored = [
+        (q, score_query(q, [(doc, 1.0 / (rank + 1)) for rank, doc in enumerate(rankings[q.id])], k=TOP_K))
+        for q in queries
+        if q.id in rankings
+    ]
+    return Measured(system.name, len(dataset.documents), ingest_s, latencies, aggregate(scored), system.storage())
+
+
+def _table_bytes(url: str, tables: Sequence[str]) -> dict[str, int]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")  # the visibility map and free space as a settled system has them
+        return {t: int(conn.execute("SELECT pg_total_relation_size(%s)", (t,)).fetchone()[0]) for t in tables}
+
+
+def _with_database(url: str, database: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+def _percentile(ordered: list[float], pct: float) -> float:
+    return float(np.percentile(np.asarray(ordered), pct)) if ordered else float("nan")
+
+
+def _nproc() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        "# memsvc side by side: the plain pgvector floor",
+        "",
+        f"Command: `{result['command']}`  ",
+        f"Run {result['started_at']}; CPU {result['environment']['cpu_model']}, {result['environment']['nproc']} "
+        "cores. Same synthetic corpus, embedder (all-MiniLM-L6-v2 through ONNX Runtime) and Postgres for every "
+        "system; searches one at a time, each within its query's user, the query's embedding included.",
+    ]
+    for run in result["runs"]:
+        lines += [
+            "",
+            f"## {run['size']:,} memories (`{run['spec']}`)",
+            "",
+            "| system | ingest /s | search p50 / p95 / p99 ms | bytes / memory | SR@10 | FR@10 | R@1 |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for s in run["systems"]:
+            ms, ev = s["search_ms"], s["evidence"]
+            lines.append(
+                f"| {s['system']} | {s['ingest_per_s']} | {ms['p50']} / {ms['p95']} / {ms['p99']} | "
+                f"{s['bytes_per_memory']:,.0f} | {_fmt(ev['SR@10'])} | {_fmt(ev['FR@10'])} | {_fmt(ev['R@1'])} |"
+            )
+        ours = next(s for s in run["systems"] if s["system"] == "memsvc")
+        for peer in (s for s in run["systems"] if s["system"] != "memsvc"):
+            lines += [
+                "",
+                f"memsvc / {peer['system']}: ingest {_ratio(ours['ingest_per_s'], peer['ingest_per_s'])}, search p95 "
+                f"{_ratio(ours['search_ms']['p95'], peer['search_ms']['p95'])}, bytes per memory "
+                f"{_ratio(ours['bytes_per_memory'], peer['bytes_per_memory'])}, SR@10 "
+                f"{_ratio(ours['evidence']['SR@10'], peer['evidence']['SR@10'])}.",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _ratio(ours: float | None, theirs: float | None) -> str:
+    return "n/a" if not ours or not theirs else f"{ours / theirs:.2f}×"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

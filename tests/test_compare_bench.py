@@ -1,0 +1,45 @@
+"""bench/compare.py at a reduced size: every system ingests the same corpus through its own write path, answers
+the same queries, and the report carries each one's figures and memsvc's ratios to its peers."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_compare_bench_measures_every_system_on_the_same_corpus(tmp_path: Path) -> None:
+    command = [sys.executable, "bench/compare.py", "--sizes", "600", "--searches", "30", "--out", str(tmp_path)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    report = json.loads((tmp_path / "compare.json").read_text())
+    [run] = report["runs"]
+    assert run["size"] == 600
+    systems = {s["system"]: s for s in run["systems"]}
+    assert set(systems) == {"memsvc", "pgvector"}
+    for name, figures in systems.items():
+        assert figures["memories"] == 600, name
+        assert figures["ingest_per_s"] > 0, name
+        search = figures["search_ms"]
+        assert search["searches"] == 30 and 0 < search["p50"] <= search["p95"] <= search["p99"], name
+        assert figures["bytes_per_memory"] > 0, name
+        evidence = figures["evidence"]
+        assert evidence["queries"] > 0, name
+        assert 0 < evidence["SR@10"] <= 1, name  # the synthetic queries' evidence is found, by both
+    # The same queries were scored for every system.
+    assert len({s["evidence"]["queries"] for s in systems.values()}) == 1
+    assert set(systems["memsvc"]["storage_bytes"]) == {
+        "memories",
+        "memory_embeddings",
+        "memory_links",
+        "memory_versions",
+    }
+
+    page = (tmp_path / "compare.md").read_text()
+    assert "| memsvc |" in page and "| pgvector |" in page and "memsvc / pgvector: ingest" in page
