@@ -203,7 +203,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    started_at = datetime.now(UTC)
+    started_at, clock = datetime.now(UTC), time.perf_counter()
     sizes = [prepare.parse_size(s) for s in args.sizes.split(",") if s.strip()] + ([1_000_000] if args.million else [])
     runs = []
     for size in sizes:
@@ -212,9 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs.append({"size": size, "spec": spec, "systems": [m.figures() for m in compare(dataset, args.searches)]})
     result = {
         "benchmark": "compare",
-        "command": "python bench/compare.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "environment": {"cpu_model": prepare.cpu_model(), "nproc": _nproc()},
+        **prepare.run_header("compare.py", argv, started_at, clock),
+        "environment": prepare.machine(),
         "runs": runs,
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -283,12 +282,6 @@ def _with_database(url: str, database: str) -> str:
 
 def _percentile(ordered: list[float], pct: float) -> float:
     return float(np.percentile(np.asarray(ordered), pct)) if ordered else float("nan")
-
-
-def _nproc() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0))
 
 
 def markdown(result: dict[str, Any]) -> str:

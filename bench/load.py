@@ -23,7 +23,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import platform
 import random
 import sys
 import time
@@ -47,14 +46,15 @@ from search_latency import (  # noqa: E402  (bench/, this script's folder)
     admin_get,
     analyze,
     as_records,
-    cpu_model,
     database_url,
     default_settings,
     embed_cached,
     import_all,
     indexing_texts,
     load_dataset,
+    machine,
     parse_size,
+    run_header,
     say,
     tenant_id_of,
     wait_until_embedded,
@@ -399,14 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{traffic['latency']['search'].get('p95_ms')} ms, write p95 {traffic['latency']['write'].get('p95_ms')} ms"
     )
     result: dict[str, Any] = {
-        "command": " ".join(["python", "bench/load.py", *(argv if argv is not None else sys.argv[1:])]),
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "runtime_s": round(time.perf_counter() - clock, 1),
+        **run_header("load.py", argv, started_at, clock),
         "environment": {
-            "nproc": os.cpu_count(),
-            "cpu_model": cpu_model(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
+            **machine(),
             "loadavg_before": loadavg_before,
             "loadavg_after": loadavg_after,
             "machine_cpu_busy_share": round(busy, 3),

@@ -442,6 +442,26 @@ def summary(latencies: Sequence[float]) -> dict[str, Any]:
 # ---- the report
 
 
+def run_header(script: str, argv: Sequence[str] | None, started_at: datetime, clock: float) -> dict[str, Any]:
+    """How every benchmark's result starts: the command that reproduces it (`script` in bench/), when it ran
+    and for how long (`clock`: time.perf_counter() at its start)."""
+    return {
+        "command": " ".join(["python", f"bench/{script}", *(argv if argv is not None else sys.argv[1:])]),
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "runtime_s": round(time.perf_counter() - clock, 1),
+    }
+
+
+def machine() -> dict[str, Any]:
+    """The machine a benchmark ran on."""
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
 def cpu_model() -> str | None:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -606,14 +626,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"{variant}: p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms, p99 {figures['p99_ms']} ms")
 
     result: dict[str, Any] = {
-        "command": " ".join(["python", "bench/search_latency.py", *(argv if argv is not None else sys.argv[1:])]),
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "runtime_s": round(time.perf_counter() - clock, 1),
+        **run_header("search_latency.py", argv, started_at, clock),
         "environment": {
-            "nproc": os.cpu_count(),
-            "cpu_model": cpu_model(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
+            **machine(),
             "loadavg_start": loadavg_start,
             "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         },

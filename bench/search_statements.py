@@ -50,7 +50,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    started_at = datetime.now(UTC)
+    started_at, clock = datetime.now(UTC), time.perf_counter()
     dataset, spec = prepare.load_dataset(prepare.parse_size(args.size), args.seed, args.people)
     records = prepare.as_records(dataset)
     vectors, embedding = prepare.embed_cached(dataset, spec, prepare.indexing_texts(records))
@@ -66,9 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         measured = measure(url, key, searches_of(dataset), args.searches)
     result = {
         "benchmark": "search_statements",
-        "command": "python bench/search_statements.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "environment": {"cpu_model": prepare.cpu_model(), "postgres": database.get("postgres")},
+        **prepare.run_header("search_statements.py", argv, started_at, clock),
+        "environment": {**prepare.machine(), "postgres": database.get("postgres")},
         "dataset": {"spec": spec, "memories": len(records), "queries": len(dataset.queries)},
         **measured,
     }
