@@ -20,7 +20,6 @@ them). Writes bench/results/compare.{json,md} with the ratios memsvc/peer.
 
 import argparse
 import json
-import statistics
 import sys
 import time
 import uuid
@@ -31,7 +30,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-import numpy as np
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
@@ -77,20 +75,13 @@ class Measured:
     storage: dict[str, int]
 
     def figures(self) -> dict[str, Any]:
-        latencies = sorted(self.latencies_ms)
         total = sum(self.storage.values())
         return {
             "system": self.system,
             "memories": self.memories,
             "ingest_s": round(self.ingest_s, 1),
             "ingest_per_s": round(self.memories / self.ingest_s, 1),
-            "search_ms": {
-                "p50": round(_percentile(latencies, 50), 2),
-                "p95": round(_percentile(latencies, 95), 2),
-                "p99": round(_percentile(latencies, 99), 2),
-                "mean": round(statistics.fmean(latencies), 2),
-                "searches": len(latencies),
-            },
+            "search": prepare.summary(self.latencies_ms),
             "storage_bytes": self.storage,
             "bytes_per_memory": round(total / self.memories, 1),
             "evidence": {key: self.scores["overall"][key] for key in ("R@1", "SR@10", "FR@10", "queries")},
@@ -280,10 +271,6 @@ def _with_database(url: str, database: str) -> str:
     return make_url(url).set(database=database).render_as_string(hide_password=False)
 
 
-def _percentile(ordered: list[float], pct: float) -> float:
-    return float(np.percentile(np.asarray(ordered), pct)) if ordered else float("nan")
-
-
 def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# memsvc side by side: the plain pgvector floor",
@@ -302,9 +289,9 @@ def markdown(result: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|---|",
         ]
         for s in run["systems"]:
-            ms, ev = s["search_ms"], s["evidence"]
+            ms, ev = s["search"], s["evidence"]
             lines.append(
-                f"| {s['system']} | {s['ingest_per_s']} | {ms['p50']} / {ms['p95']} / {ms['p99']} | "
+                f"| {s['system']} | {s['ingest_per_s']} | {ms['p50_ms']} / {ms['p95_ms']} / {ms['p99_ms']} | "
                 f"{s['bytes_per_memory']:,.0f} | {_fmt(ev['SR@10'])} | {_fmt(ev['FR@10'])} | {_fmt(ev['R@1'])} |"
             )
         ours = next(s for s in run["systems"] if s["system"] == "memsvc")
@@ -312,7 +299,7 @@ def markdown(result: dict[str, Any]) -> str:
             lines += [
                 "",
                 f"memsvc / {peer['system']}: ingest {_ratio(ours['ingest_per_s'], peer['ingest_per_s'])}, search p95 "
-                f"{_ratio(ours['search_ms']['p95'], peer['search_ms']['p95'])}, bytes per memory "
+                f"{_ratio(ours['search']['p95_ms'], peer['search']['p95_ms'])}, bytes per memory "
                 f"{_ratio(ours['bytes_per_memory'], peer['bytes_per_memory'])}, SR@10 "
                 f"{_ratio(ours['evidence']['SR@10'], peer['evidence']['SR@10'])}.",
             ]

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
@@ -56,6 +55,7 @@ from search_latency import (  # noqa: E402  (bench/, this script's folder)
     parse_size,
     run_header,
     say,
+    summary,
     tenant_id_of,
     wait_until_embedded,
 )
@@ -162,17 +162,7 @@ def _write_body(plan: Plan, rng: random.Random, lane: int, n: int) -> dict[str, 
 
 
 def percentiles(latencies: Sequence[float]) -> dict[str, Any]:
-    if not latencies:
-        return {"requests": 0}
-    values = np.asarray(latencies)
-    return {
-        "requests": len(values),
-        "p50_ms": round(float(np.percentile(values, 50)), 1),
-        "p95_ms": round(float(np.percentile(values, 95)), 1),
-        "p99_ms": round(float(np.percentile(values, 99)), 1),
-        "mean_ms": round(float(values.mean()), 1),
-        "max_ms": round(float(values.max()), 1),
-    }
+    return summary(latencies) if latencies else {"requests": 0}
 
 
 def traffic_figures(samples: Sequence[Sample], duration_s: float) -> dict[str, Any]:

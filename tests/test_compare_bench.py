@@ -26,8 +26,8 @@ def test_compare_bench_measures_every_system_on_the_same_corpus(tmp_path: Path) 
     for name, figures in systems.items():
         assert figures["memories"] == 600, name
         assert figures["ingest_per_s"] > 0, name
-        search = figures["search_ms"]
-        assert search["searches"] == 30 and 0 < search["p50"] <= search["p95"] <= search["p99"], name
+        search = figures["search"]
+        assert search["requests"] == 30 and 0 < search["p50_ms"] <= search["p95_ms"] <= search["p99_ms"], name
         assert figures["bytes_per_memory"] > 0, name
         evidence = figures["evidence"]
         assert evidence["queries"] > 0, name
