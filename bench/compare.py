@@ -6,21 +6,28 @@
 The systems (each gets the same synthetic corpus, bench/search_latency.py's, written through its own write path):
 - memsvc: a throw-away `memsvc serve` (default settings and storage profile, embedded Postgres), one tenant;
   the memories go in through POST /v1/memories, 500 a request, and are searchable once their embed jobs are done.
+- mem0: the open-source library (`mem0ai`) with its pgvector store, in a database of its own on the same
+  Postgres: `infer=False` (each message stored as a memory, no LLM call), its HuggingFace embedder loading the
+  same bundled model (sentence-transformers on torch). One `add` per run of a user's documents (500 at most),
+  searched with `search(filters={"user_id": ...})` in-process.
 - pgvector: the floor a hand-rolled solution gets. One plain table in a database of its own on memsvc's embedded
   Postgres: text, user, float32 `vector(384)` with an HNSW index (cosine, pgvector's defaults) and a b-tree on
-  the user. The documents are embedded in batches by the same model through the same ONNX Runtime encoder and
-  inserted; searchable once inserted (the index is built as rows arrive, as a live system's would be).
+  the user, searched with pgvector's iterative scans. The documents are embedded in batches by the same model
+  through the same ONNX Runtime encoder and inserted; searchable once inserted (the index is built as rows
+  arrive, as a live system's would be).
 
 For each: ingest throughput (memories per second from the first write until everything is searchable); search
 latency p50/p95/p99 as the client sees it, the query's embedding included, one request at a time (memsvc over
-HTTP on loopback, the floor in-process); storage (table and index bytes from Postgres, per memory); and evidence
+HTTP on loopback, the others in-process); storage (table and index bytes from Postgres, per memory); and evidence
 access (SR@10, FR@10, R@1 on the dataset's queries, each searched within its user, as the eval harness scores
-them). Writes bench/results/compare.{json,md} with the ratios memsvc/peer.
+them). Writes bench/results/compare.{json,md,png}: the figures, the ratios memsvc/peer against the issue's
+targets, and a plot of each figure by corpus size.
 """
 
 import argparse
 import json
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -136,12 +143,12 @@ class PlainPgvector:
         from pgvector.psycopg import register_vector
 
         self._embedder = embedder
-        database = "floor_" + uuid.uuid4().hex[:8]
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{database}"')
-        self.url = _with_database(server_url, database)
+        self.url = _with_database(server_url, _new_database(server_url, "floor_"))
         self._conn = psycopg.connect(self.url, autocommit=True)
         self._conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        # A filtered HNSW scan otherwise stops after ef_search (40) nearest of all users and returns what is left
+        # of them; pgvector's documented fix, which a hand-rolled table needs as soon as it has a WHERE.
+        self._conn.execute("SET hnsw.iterative_scan = strict_order")
         register_vector(self._conn)
         self._conn.execute(
             f"CREATE TABLE memories (id bigserial PRIMARY KEY, document_id text NOT NULL, user_id text NOT NULL, "
@@ -180,6 +187,67 @@ class PlainPgvector:
         self._conn.close()
 
 
+class Mem0:
+    """mem0 open-source (`mem0ai`) as its docs set it up for pgvector, minus the LLM: `infer=False` stores each
+    message as a memory. Its own HuggingFace embedder (sentence-transformers on torch) loads the same bundled
+    all-MiniLM-L6-v2; the LLM client is configured (mem0 requires one) but never called."""
+
+    name = "mem0"
+
+    def __init__(self, server_url: str, model_path: str, history_path: Path) -> None:
+        import os
+
+        os.environ.setdefault("MEM0_TELEMETRY", "False")  # it would post usage events to a remote host
+        from mem0 import Memory
+
+        database = _new_database(server_url, "mem0_")
+        self.url = _with_database(server_url, database)
+        self._memory = Memory.from_config(
+            {
+                "vector_store": {
+                    "provider": "pgvector",
+                    "config": {
+                        "connection_string": _libpq(self.url),
+                        "collection_name": "memories",
+                        "embedding_model_dims": 384,
+                        "hnsw": True,
+                    },
+                },
+                "embedder": {"provider": "huggingface", "config": {"model": model_path, "embedding_dims": 384}},
+                "llm": {"provider": "openai", "config": {"api_key": "never-called", "model": "gpt-4.1-nano"}},
+                "history_db_path": str(history_path),
+            }
+        )
+        self._document_of: dict[str, str] = {}
+
+    def ingest(self, documents: Sequence[Document]) -> None:
+        """One `add` per run of consecutive documents of one user, up to WRITE_BATCH messages: mem0's bulk path
+        (each message still gets its own embedding call and INSERT)."""
+        start = 0
+        while start < len(documents):
+            user = documents[start].user_id
+            end = start
+            while end < len(documents) and end - start < WRITE_BATCH and documents[end].user_id == user:
+                end += 1
+            batch = documents[start:end]
+            added = self._memory.add(
+                [{"role": "user", "content": d.text} for d in batch], user_id=user or "anonymous", infer=False
+            )["results"]
+            for memory, document in zip(added, batch, strict=True):
+                self._document_of[memory["id"]] = document.id
+            start = end
+
+    def search(self, query: Query, now: datetime | None) -> list[str]:
+        found = self._memory.search(query.text, top_k=TOP_K, filters={"user_id": query.user_id or "anonymous"})
+        return [self._document_of.get(hit["id"], hit["id"]) for hit in found["results"]]
+
+    def storage(self) -> dict[str, int]:
+        return _table_bytes(self.url, None)
+
+    def close(self) -> None:
+        self._memory.vector_store.connection_pool.close()
+
+
 # ---- the run
 
 
@@ -208,16 +276,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs": runs,
     }
     args.out.mkdir(parents=True, exist_ok=True)
+    plot(result, args.out / "compare.png")
+    result["plot"] = "compare.png"
+    for run in result["runs"]:
+        run["ratios"] = ratios(run)
     (args.out / "compare.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "compare.md").write_text(markdown(result))
-    prepare.say(f"wrote {args.out / 'compare.json'} and .md")
+    prepare.say(f"wrote {args.out / 'compare.json'}, .md and .png")
     return 0
 
 
 def compare(dataset: Dataset, searches: int) -> list[Measured]:
     """Every system on this dataset, one after the other, on one embedded Postgres."""
     from memsvc.core.settings import Settings
-    from memsvc.embeddings.embedder import build_embedder
+    from memsvc.embeddings.embedder import build_embedder, default_model_path
 
     measured = []
     with EmbeddedServer({"RATE_LIMIT_PER_MINUTE": "0"}) as server:
@@ -227,6 +299,10 @@ def compare(dataset: Dataset, searches: int) -> list[Measured]:
         memsvc.close()
         url = prepare.database_url(server)
         assert url is not None, "the embedded server's database must be reachable"
+        with tempfile.TemporaryDirectory(prefix="compare-mem0-") as history:
+            mem0 = Mem0(url, default_model_path(), Path(history) / "history.db")
+            measured.append(measure(mem0, dataset, searches))
+            mem0.close()
         floor = PlainPgvector(url, build_embedder(Settings()))
         measured.append(measure(floor, dataset, searches))
         floor.close()
@@ -257,12 +333,25 @@ def measure(system: System, dataset: Dataset, searches: int) -> Measured:
     return Measured(system.name, len(dataset.documents), ingest_s, latencies, aggregate(scored), system.storage())
 
 
-def _table_bytes(url: str, tables: Sequence[str]) -> dict[str, int]:
+def _table_bytes(url: str, tables: Sequence[str] | None) -> dict[str, int]:
+    """Bytes of each of `tables` (None: every table of the database's public schema), indexes and TOAST
+    included."""
     import psycopg
 
-    with psycopg.connect(url, autocommit=True) as conn:
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")  # the visibility map and free space as a settled system has them
+        if tables is None:
+            tables = [row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
         return {t: int(conn.execute("SELECT pg_total_relation_size(%s)", (t,)).fetchone()[0]) for t in tables}
+
+
+def _new_database(server_url: str, prefix: str) -> str:
+    import psycopg
+
+    database = prefix + uuid.uuid4().hex[:8]
+    with psycopg.connect(_libpq(server_url), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    return database
 
 
 def _with_database(url: str, database: str) -> str:
@@ -271,14 +360,63 @@ def _with_database(url: str, database: str) -> str:
     return make_url(url).set(database=database).render_as_string(hide_password=False)
 
 
+def _libpq(url: str) -> str:
+    """A SQLAlchemy URL (`postgresql+psycopg://…`) as libpq reads it."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+# The issue's targets, as (figure, how memsvc's figure compares with the peer's, the bound on memsvc / peer).
+TARGETS: dict[str, list[tuple[str, str, float]]] = {
+    "pgvector": [("search p95", "≤", 1.0), ("bytes per memory", "≤", 0.35), ("SR@10", "≥", 1.0), ("FR@10", "≥", 1.0)],
+    "mem0": [("search p95", "≤", 0.5), ("ingest /s", "≥", 2.0), ("SR@10", "≥", 1.0), ("FR@10", "≥", 1.0)],
+}
+
+
+def figure(system: dict[str, Any], name: str) -> float | None:
+    return {
+        "ingest /s": system["ingest_per_s"],
+        "search p95": system["search"]["p95_ms"],
+        "bytes per memory": system["bytes_per_memory"],
+        "SR@10": system["evidence"]["SR@10"],
+        "FR@10": system["evidence"]["FR@10"],
+    }[name]
+
+
+def ratios(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """memsvc / peer for every target of this run, and whether it is met."""
+    systems = {s["system"]: s for s in run["systems"]}
+    ours = systems["memsvc"]
+    rows = []
+    for peer, targets in TARGETS.items():
+        if peer not in systems:
+            continue
+        for name, sense, bound in targets:
+            mine, theirs = figure(ours, name), figure(systems[peer], name)
+            ratio = mine / theirs if mine is not None and theirs else None
+            met = ratio is not None and (ratio <= bound if sense == "≤" else ratio >= bound)
+            rows.append({"peer": peer, "figure": name, "target": f"{sense} {bound}×", "ratio": ratio, "met": met})
+    return rows
+
+
 def markdown(result: dict[str, Any]) -> str:
     lines = [
-        "# memsvc side by side: the plain pgvector floor",
+        "# memsvc side by side: mem0 and the plain pgvector floor",
         "",
         f"Command: `{result['command']}`  ",
         f"Run {result['started_at']}; CPU {result['environment']['cpu_model']}, {result['environment']['nproc']} "
-        "cores. Same synthetic corpus, embedder (all-MiniLM-L6-v2 through ONNX Runtime) and Postgres for every "
-        "system; searches one at a time, each within its query's user, the query's embedding included.",
+        "cores. Same synthetic corpus, embedding model (all-MiniLM-L6-v2, the bundled weights) and Postgres for "
+        "every system; searches one at a time, each within its query's user, the query's embedding included. "
+        "Storage: table and index bytes in Postgres (mem0 also keeps a history in SQLite, not counted).",
+        "",
+        "- memsvc: `memsvc serve` with its defaults, written through POST /v1/memories (500 a request), "
+        "searchable once embedded; searched through POST /v1/search on loopback.",
+        "- mem0: `mem0ai` with its pgvector store (HNSW), `infer=False`, its HuggingFace embedder (torch); "
+        "one `add` per run of a user's documents; `search` with the user as filter. Without the `nlp` extra: its "
+        "spaCy model is a download at run time.",
+        "- pgvector: a float32 `vector(384)` table with HNSW (cosine, defaults) and a b-tree on the user, "
+        "iterative scans on; embedded in batches by the ONNX encoder memsvc uses; searched in-process.",
     ]
     for run in result["runs"]:
         lines += [
@@ -294,24 +432,48 @@ def markdown(result: dict[str, Any]) -> str:
                 f"| {s['system']} | {s['ingest_per_s']} | {ms['p50_ms']} / {ms['p95_ms']} / {ms['p99_ms']} | "
                 f"{s['bytes_per_memory']:,.0f} | {_fmt(ev['SR@10'])} | {_fmt(ev['FR@10'])} | {_fmt(ev['R@1'])} |"
             )
-        ours = next(s for s in run["systems"] if s["system"] == "memsvc")
-        for peer in (s for s in run["systems"] if s["system"] != "memsvc"):
-            lines += [
-                "",
-                f"memsvc / {peer['system']}: ingest {_ratio(ours['ingest_per_s'], peer['ingest_per_s'])}, search p95 "
-                f"{_ratio(ours['search']['p95_ms'], peer['search']['p95_ms'])}, bytes per memory "
-                f"{_ratio(ours['bytes_per_memory'], peer['bytes_per_memory'])}, SR@10 "
-                f"{_ratio(ours['evidence']['SR@10'], peer['evidence']['SR@10'])}.",
-            ]
+        lines += ["", "| memsvc / peer | figure | ratio | target | met |", "|---|---|---|---|---|"]
+        for r in ratios(run):
+            ratio = "n/a" if r["ratio"] is None else f"{r['ratio']:.2f}×"
+            lines.append(f"| {r['peer']} | {r['figure']} | {ratio} | {r['target']} | {'yes' if r['met'] else 'no'} |")
+    if result.get("plot"):
+        lines += ["", f"![memsvc, mem0 and pgvector by corpus size]({result['plot']})"]
     return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """One panel per figure, the systems' bars side by side at each corpus size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [
+        ("ingest /s", "memories / s (higher is better)"),
+        ("search p95", "search p95, ms (lower is better)"),
+        ("bytes per memory", "bytes / memory (lower is better)"),
+        ("SR@10", "SR@10 (higher is better)"),
+    ]
+    runs = result["runs"]
+    names = [s["system"] for s in runs[0]["systems"]]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
+    width = 0.8 / len(names)
+    for ax, (name, title) in zip(axes, panels, strict=True):
+        for i, system in enumerate(names):
+            values = [figure(next(s for s in r["systems"] if s["system"] == system), name) or 0 for r in runs]
+            ax.bar([x + i * width for x in range(len(runs))], values, width, label=system)
+        ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(runs))])
+        ax.set_xticklabels([f"{r['size']:,}" for r in runs])
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("memories")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
-
-
-def _ratio(ours: float | None, theirs: float | None) -> str:
-    return "n/a" if not ours or not theirs else f"{ours / theirs:.2f}×"
 
 
 if __name__ == "__main__":

@@ -44,6 +44,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="10000", help="memories (synthetic ladder size): 10000, 100k, ...")
     parser.add_argument("--searches", type=int, default=240, help="measured searches (the queries, cycled)")
+    parser.add_argument(
+        "--within-user", action="store_true", help="search each query within its user (as bench/compare.py does)"
+    )
     prepare.add_corpus_arguments(parser)
     return parser.parse_args(argv)
 
@@ -63,12 +66,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         database = prepare.analyze(server, tenant_id)
         url = prepare.database_url(server)
         assert url is not None, "the embedded server's database must be reachable"
-        measured = measure(url, key, searches_of(dataset), args.searches)
+        searches = searches_of(dataset)
+        if args.within_user:
+            searches = [{**body, "user_id": q.user_id} for body, q in zip(searches, dataset.queries, strict=True)]
+        measured = measure(url, key, searches, args.searches)
     result = {
         "benchmark": "search_statements",
         **prepare.run_header("search_statements.py", argv, started_at, clock),
         "environment": {**prepare.machine(), "postgres": database.get("postgres")},
         "dataset": {"spec": spec, "memories": len(records), "queries": len(dataset.queries)},
+        "within_user": args.within_user,
         **measured,
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -141,6 +148,7 @@ def _kind(statement: str) -> str:
 
 def markdown(result: dict[str, Any]) -> str:
     per = result["per_search"]
+    scope = ", each within its query's user" if result.get("within_user") else ""
     lines = [
         "# Where a search's time goes: its SQL statements and the Python around them",
         "",
@@ -148,7 +156,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"Run {result['started_at']}; CPU {result['environment']['cpu_model']}; "
         f"data: synthetic `{result['dataset']['spec']}`, {result['dataset']['memories']} memories of one tenant.",
         "",
-        f"{result['searches']} searches, one at a time, default options, top_k 10: **{per['wall_ms']} ms** wall "
+        f"{result['searches']} searches, one at a time, default options, top_k 10{scope}: **{per['wall_ms']} ms** wall "
         f"each, of which **{per['in_statements_ms']} ms in {per['statements']} SQL statements** (Postgres and the "
         f"round trip) and **{per['outside_statements_ms']} ms outside them** (Python: the service, the framework, "
         f"the in-process client; a bare `/healthz` takes {result['healthz_ms']} ms). The process's CPU: "

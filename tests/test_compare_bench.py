@@ -1,5 +1,6 @@
-"""bench/compare.py at a reduced size: every system ingests the same corpus through its own write path, answers
-the same queries, and the report carries each one's figures and memsvc's ratios to its peers."""
+"""bench/compare.py at a reduced size: every system (memsvc, mem0, plain pgvector) ingests the same corpus through
+its own write path, answers the same queries, and the report carries each one's figures, memsvc's ratios to its
+peers against the targets, and the plot."""
 
 import json
 import subprocess
@@ -22,7 +23,7 @@ def test_compare_bench_measures_every_system_on_the_same_corpus(tmp_path: Path) 
     [run] = report["runs"]
     assert run["size"] == 600
     systems = {s["system"]: s for s in run["systems"]}
-    assert set(systems) == {"memsvc", "pgvector"}
+    assert set(systems) == {"memsvc", "mem0", "pgvector"}
     for name, figures in systems.items():
         assert figures["memories"] == 600, name
         assert figures["ingest_per_s"] > 0, name
@@ -41,5 +42,12 @@ def test_compare_bench_measures_every_system_on_the_same_corpus(tmp_path: Path) 
         "memory_versions",
     }
 
+    # memsvc's ratio to each peer for every target, with whether it is met
+    targets = {(r["peer"], r["figure"]) for r in run["ratios"]}
+    assert ("pgvector", "search p95") in targets and ("mem0", "ingest /s") in targets
+    for r in run["ratios"]:
+        assert r["ratio"] > 0 and isinstance(r["met"], bool), r
     page = (tmp_path / "compare.md").read_text()
-    assert "| memsvc |" in page and "| pgvector |" in page and "memsvc / pgvector: ingest" in page
+    assert all(f"| {name} |" in page for name in systems)
+    assert "| mem0 | ingest /s |" in page
+    assert (tmp_path / "compare.png").stat().st_size > 10_000

@@ -32,52 +32,92 @@ def nearest(
     encoding: SpaceEncoding,
     query: np.ndarray,
     limit: int,
-    *,
-    exact: bool = False,
 ) -> list[tuple[uuid.UUID, Any]]:
-    """The `limit` memories (among those `where` selects) nearest to `query` (in the space's coordinates), best
-    first, as (id, distance) for float storages and (id, stored code) for byte codes, whose candidates the caller
-    rescores: by the space's HNSW index, or, `exact`, by scoring every selected memory in the database (for a
-    small filtered set, which a filtered index scan may cut short or read deep for)."""
-    k = encoding.index_dim
-    distance: Any
-    if encoding.column == "embedding":
-        distance = cast(MemoryEmbedding.embedding, HALFVEC(k)).cosine_distance(query)
-    elif encoding.column == "embedding_f32":
-        distance = cast(MemoryEmbedding.embedding_f32, VECTOR(k)).cosine_distance(query)
-    else:
-        bits = ((np.asarray(query) > 0).astype(np.uint8) + ord("0")).tobytes().decode("ascii")
-        sign_bits = cast(func.memsvc_sign_bits(MemoryEmbedding.codes, literal_column(str(k))), BIT(k))
-        distance = sign_bits.op("<~>")(cast(bits, BIT(k)))
-    if exact:
-        distance = distance + literal(0.0)  # not the indexed expression: the planner reads the selection and sorts
-    else:
-        # Iterative index scans keep reading the HNSW graph until enough rows pass the tenant/scope filters
-        # (pgvector >= 0.8); relaxed order is restored by the outer ORDER BY (or by rescoring). pgvector's default
-        # ef_search (40) found 91% of the true top 10 at 100k memories (bench/results/quantization-ef.md); a
-        # wider search costs a few ms. ef_search tops out at 1000; past it the iterative scan keeps going until
-        # `limit` rows are found. Set for this transaction, unless the connection started with them.
-        ef_search = min(MAX_EF_SEARCH, max(MIN_EF_SEARCH, 2 * limit))
-        wanted = {"hnsw.iterative_scan": "relaxed_order", "hnsw.ef_search": str(ef_search)}
-        started_with = db.connection().info.get(SESSION_SETTINGS, {})
-        if any(started_with.get(name) != value for name, value in wanted.items()):
-            db.execute(
-                text("SELECT set_config('hnsw.iterative_scan', :scan, true), set_config('hnsw.ef_search', :ef, true)"),
-                {"scan": wanted["hnsw.iterative_scan"], "ef": wanted["hnsw.ef_search"]},
-            )
-    payload = distance.label("distance") if encoding.column != "codes" else MemoryEmbedding.codes
+    """The `limit` memories (among those `where` selects) nearest to `query` (in the space's coordinates) by the
+    space's HNSW index, best first, as (id, distance) for float storages and (id, stored code) for byte codes,
+    whose candidates the caller rescores."""
+    distance = _distance(encoding, query)
+    # Iterative index scans keep reading the HNSW graph until enough rows pass the tenant/scope filters
+    # (pgvector >= 0.8); relaxed order is restored by the outer ORDER BY (or by rescoring). pgvector's default
+    # ef_search (40) found 91% of the true top 10 at 100k memories (bench/results/quantization-ef.md); a wider
+    # search costs a few ms. ef_search tops out at 1000; past it the iterative scan keeps going until `limit` rows
+    # are found. Set for this transaction, unless the connection started with them.
+    ef_search = min(MAX_EF_SEARCH, max(MIN_EF_SEARCH, 2 * limit))
+    wanted = {"hnsw.iterative_scan": "relaxed_order", "hnsw.ef_search": str(ef_search)}
+    started_with = db.connection().info.get(SESSION_SETTINGS, {})
+    if any(started_with.get(name) != value for name, value in wanted.items()):
+        db.execute(
+            text("SELECT set_config('hnsw.iterative_scan', :scan, true), set_config('hnsw.ef_search', :ef, true)"),
+            {"scan": wanted["hnsw.iterative_scan"], "ef": wanted["hnsw.ef_search"]},
+        )
     # Each space's index is a partial index on the distance expression: the planner matches it only against the
     # same expression and a literal space id (a bound parameter would not prove the index predicate).
     candidates = (
-        where.apply(select(MemoryEmbedding.memory_id, payload).join(Memory, Memory.id == MemoryEmbedding.memory_id))
-        .where(
-            MemoryEmbedding.space_id == literal_column(str(int(space.id))),
-            MemoryEmbedding.tenant_id == where.tenant_id,
+        where.apply(
+            select(MemoryEmbedding.memory_id, _payload(encoding, distance)).join(
+                Memory, Memory.id == MemoryEmbedding.memory_id
+            )
         )
+        .where(_in_space(space), MemoryEmbedding.tenant_id == where.tenant_id)
         .order_by(distance)
         .limit(limit)
     )
     return [(memory_id, value) for memory_id, value in db.execute(candidates)]
+
+
+def nearest_if_few(
+    db: Session,
+    where: MemoryFilter,
+    space: EmbeddingSpace,
+    encoding: SpaceEncoding,
+    query: np.ndarray,
+    limit: int,
+    few: int,
+) -> list[tuple[uuid.UUID, Any]] | None:
+    """As `nearest`, but by scoring every selected memory, when `where` selects at most `few` of them; None when
+    it selects more. One statement: the selection (read through the filters' own indexes, up to one past `few`),
+    its size, and, if small enough, its nearest. A filtered HNSW scan stops short on a very selective filter and
+    reads deep on a selective one; a small set is cheaper scored whole."""
+    # not the indexed expression: the planner reads the selection and sorts
+    distance = _distance(encoding, query) + literal(0.0)
+    selected = where.apply(select(Memory.id)).limit(few + 1).cte("selected").prefix_with("MATERIALIZED")
+    size = select(func.count().label("n")).select_from(selected).subquery("size")
+    scored = (
+        select(MemoryEmbedding.memory_id, _payload(encoding, distance))
+        .join(selected, selected.c.id == MemoryEmbedding.memory_id)
+        .where(_in_space(space), MemoryEmbedding.tenant_id == where.tenant_id, size.c.n <= few)
+        .order_by(distance)
+        .limit(limit)
+        .lateral("scored")
+    )
+    rows = db.execute(
+        select(size.c.n, scored.c.memory_id, scored.c.value).select_from(size.outerjoin(scored, literal(True)))
+    ).all()
+    if rows[0].n > few:
+        return None
+    return [(row.memory_id, row.value) for row in rows if row.memory_id is not None]
+
+
+def _distance(encoding: SpaceEncoding, query: np.ndarray) -> Any:
+    """The distance to `query` as the space's index orders by it: cosine over float vectors, Hamming over the sign
+    bits of byte codes."""
+    k = encoding.index_dim
+    if encoding.column == "embedding":
+        return cast(MemoryEmbedding.embedding, HALFVEC(k)).cosine_distance(query)
+    if encoding.column == "embedding_f32":
+        return cast(MemoryEmbedding.embedding_f32, VECTOR(k)).cosine_distance(query)
+    bits = ((np.asarray(query) > 0).astype(np.uint8) + ord("0")).tobytes().decode("ascii")
+    sign_bits = cast(func.memsvc_sign_bits(MemoryEmbedding.codes, literal_column(str(k))), BIT(k))
+    return sign_bits.op("<~>")(cast(bits, BIT(k)))
+
+
+def _payload(encoding: SpaceEncoding, distance: Any) -> Any:
+    """What `nearest` returns of each hit: its distance, or for byte codes the codes to rescore."""
+    return (distance if encoding.column != "codes" else MemoryEmbedding.codes).label("value")
+
+
+def _in_space(space: EmbeddingSpace) -> Any:
+    return MemoryEmbedding.space_id == literal_column(str(int(space.id)))
 
 
 def vectors_of(
@@ -94,12 +134,6 @@ def vectors_of(
         )
     )
     return [(memory_id, value) for memory_id, value in rows]
-
-
-def count_upto(db: Session, where: MemoryFilter, cap: int) -> int:
-    """How many memories `where` selects, counting no further than `cap`."""
-    selected = where.apply(select(Memory.id)).limit(cap).subquery()
-    return int(db.scalar(select(func.count()).select_from(selected)) or 0)
 
 
 @dataclass(frozen=True)

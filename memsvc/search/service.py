@@ -147,17 +147,17 @@ class DenseRanker:
         """Up to `limit` (memory, similarity), best first. Byte codes: the Hamming index (or, for a small filtered
         set, an exact Hamming scan) gives `top_k × oversample` candidates (at least `limit`) for exact rescoring:
         the oversampling measured to match float32 on the top hits; the deeper ranks only feed the fusion."""
-        exact = False
+        rescored = self.encoding.column == "codes" and self.encoding.profile.rescored
+        candidates = max(limit, top_k * self.oversample) if rescored else limit
+        rows = None
         if filtered:
-            selected = repository.count_upto(self.db, where, EXACT_SCAN_LIMIT + 1)
-            if selected == 0:
-                return []
-            exact = selected <= EXACT_SCAN_LIMIT
+            rows = repository.nearest_if_few(
+                self.db, where, self.space, self.encoding, self.query, candidates, EXACT_SCAN_LIMIT
+            )
+        if rows is None:
+            rows = repository.nearest(self.db, where, self.space, self.encoding, self.query, candidates)
         if self.encoding.column != "codes":
-            rows = repository.nearest(self.db, where, self.space, self.encoding, self.query, limit, exact=exact)
             return [(memory_id, 1.0 - float(distance)) for memory_id, distance in rows]
-        candidates = max(limit, top_k * self.oversample) if self.encoding.profile.rescored else limit
-        rows = repository.nearest(self.db, where, self.space, self.encoding, self.query, candidates, exact=exact)
         return _best(self._similarities(rows), limit)
 
     def vectors(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[float, np.ndarray]]:

@@ -2,6 +2,7 @@
 expansion, diversity, calibrated abstention, tenant defaults and filtered searches at 1% selectivity."""
 
 import pytest
+from sqlalchemy import event
 
 from memsvc.search import service
 from tests.conftest import ADMIN, add_memories, assert_problem, create_tenant
@@ -270,6 +271,29 @@ def test_filtered_search_at_one_percent_selectivity_still_fills_top_k(client, mo
     answer = search(client, tenant, query="a remark about the weather", top_k=10, filters={"tag": RARE})
     assert len(answer["hits"]) == 10
     assert all(h["memory"]["metadata"]["tag"] == RARE for h in answer["hits"])
+
+
+def test_a_small_filtered_selection_is_sized_and_scored_in_the_same_statement(client):
+    tenant = create_tenant(client)
+    mine = add_memories(
+        client, tenant, *[{"content": f"Ana's note {n} about sailing", "user_id": "ana"} for n in range(8)]
+    )
+    add_memories(client, tenant, *[{"content": f"Bo's note {n} about sailing", "user_id": "bo"} for n in range(8)])
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *_):
+        statements.append(statement)
+
+    engine = client.app.state.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        answer = search(client, tenant, query="sailing", user_id="ana", top_k=5)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert set(ids(answer)) <= set(mine) and len(ids(answer)) == 5
+    assert not [s for s in statements if s.lstrip().startswith("SELECT count(*)")], "no separate count"
+    # the user's ranking, and the consolidated memories that could lead to evidence (none here)
+    assert sum("WITH selected AS MATERIALIZED" in s for s in statements) == 2
 
 
 def test_a_question_about_the_present_puts_the_newest_version_of_a_fact_first(client):
