@@ -133,14 +133,16 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
 
-    embedder = build_embedder(Settings())
+    settings = Settings()
+    embedder = build_embedder(settings)
     segments = segments_of(args.data)
     print(f"{len(segments)} segments from {args.data.name}", flush=True)
     runs = [run_backend(ExtractiveBackend(embedder.embed), segments, embedder)]
     print(runs[-1], flush=True)
-    if args.local_segments and bundled_lm_path():
+    lm_path = settings.consolidation_lm_path or bundled_lm_path()  # as the service picks it
+    if args.local_segments and lm_path:
         started = time.perf_counter()
-        model = local_lm(str(bundled_lm_path()))
+        model = local_lm(str(lm_path))
         load_s = round(time.perf_counter() - started, 1)
         local = GenerativeBackend(model, embedder.embed)
         runs.append(run_backend(local, segments[: args.local_segments], embedder) | {"load_s": load_s})

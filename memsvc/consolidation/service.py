@@ -238,7 +238,7 @@ def run_job(
         if job is None or job.params is None:
             return  # forgotten, or dead-lettered
         scope = Scope(**job.params["scope"])
-        space_id = embedding_repository.search_state(db, tenant_id)[0]
+        space_id = embedding_repository.search_state(db, tenant_id).space_id
         if space_id is None:
             raise NoEmbeddingYet("the tenant has no embedded memories yet")
         embedder = embedder_for(space_of(db, space_id))

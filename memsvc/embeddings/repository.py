@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import delete, exists, func, select, text, update
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from memsvc.core.db import id_in
 from memsvc.embeddings.encoding import Column
 from memsvc.embeddings.profiles import StorageProfile
+from memsvc.memories.repository import RESTATING_LEVELS
 from memsvc.models import EmbeddingFit, EmbeddingSpace, Memory, MemoryEmbedding, Tenant
 
 
@@ -127,12 +129,29 @@ def chosen_profile(db: Session, tenant_id: uuid.UUID) -> str | None:
     return db.scalar(select(Tenant.storage_profile).where(Tenant.id == tenant_id))
 
 
-def search_state(db: Session, tenant_id: uuid.UUID) -> tuple[int | None, str | None, dict[str, Any] | None]:
-    """(search space, chosen profile, search defaults) of the tenant, in one round trip: what every search needs."""
+@dataclass(frozen=True)
+class SearchState:
+    """What every search of a tenant reads first, in one round trip."""
+
+    space_id: int | None  # the space searched
+    storage_profile: str | None  # the profile the tenant chose
+    defaults: dict[str, Any] | None  # its search defaults
+    restates: bool  # whether consolidation has written summaries or facts (which restate memories) for it yet
+
+
+def search_state(db: Session, tenant_id: uuid.UUID) -> SearchState:
+    restating = (
+        select(Memory.id)
+        .where(Memory.tenant_id == tenant_id, Memory.consolidation_level.in_(RESTATING_LEVELS))
+        .limit(1)
+        .exists()
+    )
     row = db.execute(
-        select(Tenant.embedding_space_id, Tenant.storage_profile, Tenant.search_defaults).where(Tenant.id == tenant_id)
+        select(Tenant.embedding_space_id, Tenant.storage_profile, Tenant.search_defaults, restating).where(
+            Tenant.id == tenant_id
+        )
     ).one()
-    return row[0], row[1], row[2]
+    return SearchState(row[0], row[1], row[2], bool(row[3]))
 
 
 def store_vectors(

@@ -271,12 +271,13 @@ def count_links_touching(db: Session, tenant_id: uuid.UUID, ids: Sequence[uuid.U
     )
 
 
-def count_versions(db: Session, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> int:
-    return (
+def count_history_versions(db: Session, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> int:
+    """How many versions the histories of these memories hold: versions 1 to its current one, each."""
+    return int(
         db.scalar(
-            select(func.count())
-            .select_from(MemoryVersion)
-            .where(MemoryVersion.tenant_id == tenant_id, MemoryVersion.memory_id.in_(list(ids)))
+            select(func.coalesce(func.sum(Memory.version), 0)).where(
+                Memory.tenant_id == tenant_id, id_in(Memory.id, list(ids))
+            )
         )
         or 0
     )

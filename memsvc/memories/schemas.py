@@ -245,8 +245,8 @@ class MemoryList(BaseModel):
 
 class MemoryVersionPublic(BaseModel):
     version: int = Field(description="Version number, 1 for the original write.")
-    change: str = Field(description="created, updated or imported.")
-    changed_at: datetime = Field(description="When this version was written.")
+    change: str = Field(description="created or updated (imported: in histories restored from older exports).")
+    changed_at: datetime = Field(description="When this version was written (the current one: its last change).")
     memory: dict[str, Any] = Field(description="The memory's fields at this version.")
 
 

@@ -207,8 +207,9 @@ def memory_hash(memory: IdentifiableMemory, consolidation_level: str | None = No
 
 
 def snapshot(memory: Memory) -> dict[str, Any]:
-    """The memory's fields as JSON, as kept in its history."""
-    return MemoryPublic.model_validate(memory).model_dump(mode="json", exclude={"source_ids"})
+    """The memory's fields as JSON, as kept in its history: not the job that last embedded it, which says how the
+    service got it searchable, not what the version held (and an import gives it another)."""
+    return MemoryPublic.model_validate(memory).model_dump(mode="json", exclude={"source_ids", "job_id"})
 
 
 def to_public(
@@ -273,11 +274,6 @@ def create_memories(
     # Not inserted: stored before (or by a concurrent writer since our lookup): a duplicate.
     raced = [h for h in (hashes[p] for p in new_positions) if h not in inserted]
     known.update(repository.ids_by_hash(db, tenant_id, raced))
-    repository.add_versions(
-        db,
-        tenant_id,
-        [{"memory_id": m.id, "version": 1, "change": "created", "snapshot": snapshot(m)} for m in created],
-    )
     links: list[tuple[uuid.UUID, uuid.UUID, str]] = []
     for item, h in ((items[p], hashes[p]) for p in new_positions if hashes[p] in inserted):
         links += [(s, inserted[h], "evidence") for s in item.source_ids]
@@ -391,6 +387,7 @@ def update_memory(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, patch
     memory = repository.get(db, tenant_id, memory_id, for_update=True)
     if memory is None:
         raise NotFound(f"No memory {memory_id}.")
+    replaced = current_version(memory)
     changes = patch.model_dump(include=patch.model_fields_set)
     for field, value in changes.items():
         setattr(memory, "metadata_" if field == "metadata" else field, value)
@@ -413,13 +410,21 @@ def update_memory(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, patch
         memory.job_id = jobs.add(db, tenant_id, kind="embed").id
     memory.version += 1
     memory.updated_at = func.now()
-    db.flush()
-    db.refresh(memory)
     repository.add_versions(
         db,
         tenant_id,
-        [{"memory_id": memory.id, "version": memory.version, "change": "updated", "snapshot": snapshot(memory)}],
+        [
+            {
+                "memory_id": memory.id,
+                "version": replaced.version,
+                "change": replaced.change,
+                "changed_at": replaced.changed_at,
+                "snapshot": replaced.memory,
+            }
+        ],
     )
+    db.flush()
+    db.refresh(memory)
     return to_public(db, tenant_id, [memory])[0]
 
 
@@ -432,13 +437,40 @@ def delete_memory(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, actor
 
 
 def history(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> MemoryHistory:
-    if repository.get(db, tenant_id, memory_id) is None:
+    memory = repository.get(db, tenant_id, memory_id)
+    if memory is None:
         raise NotFound(f"No memory {memory_id}.")
-    versions = [
-        MemoryVersionPublic(version=v.version, change=v.change, changed_at=v.changed_at, memory=v.snapshot)
-        for v in repository.versions_of(db, tenant_id, [memory_id])
-    ]
+    versions = histories(db, tenant_id, [memory])[memory.id]
     return MemoryHistory(data=versions, count=len(versions))
+
+
+def histories(
+    db: Session, tenant_id: uuid.UUID, memories: Sequence[Memory]
+) -> dict[uuid.UUID, list[MemoryVersionPublic]]:
+    """Each memory's versions, oldest first: those it replaced, as kept in its history, then the memory as it is
+    (unless a kept one already holds its version: an import's record, or a row written before history kept only
+    replaced versions). The current version is never stored twice: it is the memory itself."""
+    kept: dict[uuid.UUID, list[MemoryVersionPublic]] = {m.id: [] for m in memories}
+    for v in repository.versions_of(db, tenant_id, list(kept)):
+        kept[v.memory_id].append(
+            MemoryVersionPublic(version=v.version, change=v.change, changed_at=v.changed_at, memory=v.snapshot)
+        )
+    for memory in memories:
+        if not kept[memory.id] or kept[memory.id][-1].version < memory.version:
+            kept[memory.id].append(current_version(memory))
+    return kept
+
+
+def current_version(memory: Memory) -> MemoryVersionPublic:
+    """The memory as it is, as a version of its history: written when it was created (version 1) or last
+    changed."""
+    first = memory.version == 1
+    return MemoryVersionPublic(
+        version=memory.version,
+        change="created" if first else "updated",
+        changed_at=memory.created_at if first else memory.updated_at,
+        memory=snapshot(memory),
+    )
 
 
 def forget(db: Session, where: MemoryFilter, actor: Actor) -> ForgetReport:
@@ -457,7 +489,7 @@ def forget(db: Session, where: MemoryFilter, actor: Actor) -> ForgetReport:
     answers = 0
     if ids:
         counts["links"] = repository.count_links_touching(db, where.tenant_id, ids)
-        counts["versions"] = repository.count_versions(db, where.tenant_id, ids)
+        counts["versions"] = repository.count_history_versions(db, where.tenant_id, ids)
         counts["memories"] = repository.delete_many(db, where.tenant_id, ids)
         counts["derived"] = derived
         answers = idempotency.delete_answers_listing(db, where.tenant_id, ids)

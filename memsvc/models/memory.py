@@ -121,7 +121,8 @@ class MemoryLink(Base):
 
 
 class MemoryVersion(Base):
-    """One snapshot per create and per PATCH: the memory's history."""
+    """A version a PATCH replaced: the memory as it was before it. The current version is the memory row itself,
+    so a memory never changed has no row here (memories.service.histories joins the two)."""
 
     __tablename__ = "memory_versions"
     __table_args__ = (UniqueConstraint("memory_id", "version", name="uq_memory_versions_memory_version"),)

@@ -18,7 +18,7 @@ from memsvc.jobs import repository as jobs
 from memsvc.memories import repository
 from memsvc.memories.repository import MemoryFilter
 from memsvc.memories.schemas import MemoryCreate, MemoryPublic
-from memsvc.memories.service import memory_hash, snapshot
+from memsvc.memories.service import histories, memory_hash
 from memsvc.models import EmbeddingSpace
 from memsvc.portability.schemas import ExportedLink, ExportRecord, ImportReport
 from memsvc.search.entities import memory_entities
@@ -41,11 +41,7 @@ def export_lines(factory: sessionmaker[Session], where: MemoryFilter) -> Iterato
             links: dict[uuid.UUID, list[ExportedLink]] = {}
             for source, derived, relation in repository.links_of(db, where.tenant_id, ids):
                 links.setdefault(derived, []).append(ExportedLink(source_id=source, relation=relation))
-            versions: dict[uuid.UUID, list[dict[str, Any]]] = {}
-            for v in repository.versions_of(db, where.tenant_id, ids):
-                versions.setdefault(v.memory_id, []).append(
-                    {"version": v.version, "change": v.change, "changed_at": v.changed_at, "memory": v.snapshot}
-                )
+            versions = histories(db, where.tenant_id, page)
             vectors = _model_vectors_of(db, where.tenant_id, ids)
             space_id = embeddings.tenant_spaces(db, where.tenant_id)[0]
             space = embeddings.get_space(db, space_id) if space_id is not None else None
@@ -61,7 +57,7 @@ def export_lines(factory: sessionmaker[Session], where: MemoryFilter) -> Iterato
                         "embedding_model": space.model_id if space and vector is not None else None,
                         "embedding": vector,
                         "links": links.get(memory.id, []),
-                        "versions": versions.get(memory.id, []),
+                        "versions": versions[memory.id],
                     }
                 )
                 yield record.model_dump_json() + "\n"
@@ -183,27 +179,28 @@ def import_records(
         if link.source_id in linkable
     ]
     link_count = repository.add_links(db, tenant_id, links)
-    versions = [
-        {"memory_id": r.id, "version": v.version, "change": v.change, "changed_at": v.changed_at, "snapshot": v.memory}
-        for r in records
-        if r.id in inserted
-        for v in r.versions
-    ]
-    repository.add_versions(db, tenant_id, versions)
-    unversioned = [r.id for r in records if r.id in inserted and not r.versions]
+    restored = [(r, v) for r in records if r.id in inserted for v in r.versions]
+    # The versions a record's memory replaced; its own is the memory itself (see memories.service.histories).
     repository.add_versions(
         db,
         tenant_id,
         [
-            {"memory_id": m.id, "version": m.version, "change": "imported", "snapshot": snapshot(m)}
-            for m in repository.get_many(db, tenant_id, unversioned)
+            {
+                "memory_id": r.id,
+                "version": v.version,
+                "change": v.change,
+                "changed_at": v.changed_at,
+                "snapshot": v.memory,
+            }
+            for r, v in restored
+            if v.version < r.version
         ],
     )
     return ImportReport(
         imported=len(inserted),
         skipped=len(records) - len(inserted),
         links=link_count,
-        versions=len(versions),
+        versions=len(restored),
         reembedded=len(stale & inserted),
         job_id=job.id,
     )

@@ -217,8 +217,8 @@ def search(
     now: datetime | None = None,
 ) -> SearchResponse:
     """The tenant's memories that best answer `request.query` within its filters, best first."""
-    space_id, chosen, tenant_defaults = embeddings.search_state(db, tenant_id)
-    options = Options.of(request, SearchDefaults.model_validate(tenant_defaults or {}))
+    state = embeddings.search_state(db, tenant_id)
+    options = Options.of(request, SearchDefaults.model_validate(state.defaults or {}))
     reranker = reranker_for() if options.rerank else None
     if options.rerank and reranker is None:
         raise Conflict("Reranking is not available: this deployment has no cross-encoder (MEMSVC_RERANKER_PATH).")
@@ -244,7 +244,9 @@ def search(
     rankings: dict[Source, list[tuple[uuid.UUID, float]]] = {}
     ranker: DenseRanker | None = None
     if options.mode != "lexical":
-        ranker, rankings["dense"] = _dense(db, tenant_id, space_id, chosen, where, request, embedder_for, pool)
+        ranker, rankings["dense"] = _dense(
+            db, tenant_id, state.space_id, state.storage_profile, where, request, embedder_for, pool
+        )
     words = _weigh_words(db, where, request.query)
     if words is not None:
         # Dense mode still finds memories not embedded yet by their text (read-your-writes); those are few, so
@@ -300,7 +302,7 @@ def search(
         ordered = _reranked(db, tenant_id, ordered, request.query, reranker, request.top_k)
     if options.diversity > 0:
         ordered = _diversified(ordered, options.diversity, request.top_k)
-    if options.hierarchy == "evidence" and ranker is not None:
+    if options.hierarchy == "evidence" and ranker is not None and state.restates:
         ordered = _with_consolidated_evidence(db, where, words, ranker, ordered, facts, request.top_k)
     top = ordered[: request.top_k]
     if options.mode == "dense" and words is not None:
@@ -312,7 +314,7 @@ def search(
     if options.min_score is not None:
         top = [c for c in top if relevance[c.memory_id] >= options.min_score]
     return SearchResponse(
-        hits=_hits(db, tenant_id, top, relevance, request, ranker, words, _model_of(db, space_id)),
+        hits=_hits(db, tenant_id, top, relevance, request, ranker, words, _model_of(db, state.space_id)),
         no_confident_memory=not confident,
         time_window=TimeWindow(text=window.text, start=window.start, end=window.end) if window else None,
         mode=options.mode,

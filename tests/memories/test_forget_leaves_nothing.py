@@ -181,6 +181,12 @@ def test_forgetting_a_user_leaves_nothing_of_them_anywhere(client, tenant, datab
         client, tenant, [{"user_id": other, "content": f"Omar likes {other_marker} travel.", "source_ids": survivors}]
     )
     survivors.append(other_derived)
+    # A changed memory keeps the version it replaced in its history: one of the other user's has one.
+    repatched = client.patch(
+        f"/v1/memories/{survivors[0]}", json={"content": f"Omar collects {other_marker} coins."}, headers=tenant.headers
+    )
+    assert repatched.status_code == 200, repatched.text
+    wait_for_job(client, tenant, repatched.json()["job_id"])
 
     mine = listed(client, tenant, user_id=user)
     forgotten = {m["id"] for m in mine}
@@ -224,7 +230,8 @@ def test_forgetting_a_user_leaves_nothing_of_them_anywhere(client, tenant, datab
         )
         assert left.fetchone()[0] == 0
         assert _rows_of(conn, survivors) == survivors_before  # the other user keeps rows, history and vectors
-        assert all(vectors > 0 and versions > 0 for vectors, versions in survivors_before.values())
+        assert all(vectors > 0 for vectors, _ in survivors_before.values())
+        assert survivors_before[survivors[0]][1] == 1
 
     # (b) Search, by any mode and with the exact forgotten words, finds none of it; the other user is found.
     for mode in ("dense", "lexical", "hybrid"):
@@ -266,7 +273,7 @@ def test_forgetting_a_user_leaves_nothing_of_them_anywhere(client, tenant, datab
 
 
 def _rows_of(conn: psycopg.Connection, ids: list[str]) -> dict[str, tuple[int, int]]:
-    """(vectors, history versions) of each of these memories that still exists."""
+    """(vectors, kept history versions) of each of these memories that still exists."""
     rows = conn.execute(
         """
         SELECT m.id::text,
