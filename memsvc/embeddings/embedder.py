@@ -73,14 +73,32 @@ class Embedder:
         return vectors / np.maximum(norms, 1e-12)
 
     def _onnx_batches(self, texts: list[str]) -> np.ndarray:
-        """Batches of similar length (little padding), as sentence-transformers forms them, back in input order."""
+        """The texts in batches of similar length, back in input order (see `length_batches`)."""
         assert self._onnx is not None
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         vectors = np.empty((len(texts), self._native_dim), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            chosen = order[start : start + self.batch_size]
+        for chosen in length_batches([len(t) for t in texts], self.batch_size):
             vectors[chosen] = self._onnx.encode([texts[i] for i in chosen])
         return vectors
+
+
+# A batch's texts are padded to its longest: one at most this many times shorter joins it.
+MAX_PADDING_RATIO = 1.5
+
+
+def length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Positions of the texts, longest first, in batches of at most `batch_size` whose shortest text is at most
+    MAX_PADDING_RATIO times shorter than their longest. Fixed-size batches of length-sorted texts still pad the
+    short texts of the first batch to the few longest: in a claim of 256 synthetic memories that batch took 1.3 s
+    of the claim's 1.9 (the other three 0.1-0.3 s each)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        batch = batches[-1] if batches else None
+        if batch is None or len(batch) == batch_size or lengths[i] * MAX_PADDING_RATIO < lengths[batch[0]]:
+            batches.append([i])
+        else:
+            batch.append(i)
+    return batches
 
 
 def default_model_path() -> str:

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from memsvc.core.settings import Settings
-from memsvc.embeddings.embedder import Embedder, ModelSpec, build_embedder, default_model_path
+from memsvc.embeddings.embedder import (
+    MAX_PADDING_RATIO,
+    Embedder,
+    ModelSpec,
+    build_embedder,
+    default_model_path,
+    length_batches,
+)
 
 TEXTS = [
     "What did Alice say about Rome in May?",
@@ -71,3 +78,17 @@ def test_onnx_threads_sleep_when_idle_and_their_number_is_a_setting(embedder: Em
     one = build_embedder(Settings(embedding_threads=1))
     assert one._onnx._session.get_session_options().intra_op_num_threads == 1  # type: ignore[union-attr]
     assert np.abs(one.embed(TEXTS) - embedder.embed(TEXTS)).max() < 1e-5
+
+
+def test_batches_group_texts_of_similar_length_so_few_pay_for_the_longest() -> None:
+    lengths = [520, 40, 45, 130, 500, 38, 135, 42, 300, 41] * 20
+    batches = length_batches(lengths, batch_size=16)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))  # each text once
+    for batch in batches:
+        assert len(batch) <= 16
+        longest, shortest = max(lengths[i] for i in batch), min(lengths[i] for i in batch)
+        assert shortest * MAX_PADDING_RATIO >= longest, batch
+    # Fixed batches of 16 in length order would pad 16 short texts to the longest, four times over; here the
+    # texts padded the most are padded at most 1.5 times their length.
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    assert padded <= MAX_PADDING_RATIO * sum(lengths)
