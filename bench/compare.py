@@ -16,7 +16,8 @@ The systems (each gets the same synthetic corpus, bench/search_latency.py's, wri
   through the same ONNX Runtime encoder and inserted; searchable once inserted (the index is built as rows
   arrive, as a live system's would be).
 
-For each: ingest throughput (memories per second from the first write until everything is searchable); search
+For each: ingest throughput (memories per second from the first write until everything is searchable; then,
+untimed, ANALYZE of its database, as autovacuum would soon run after a bulk load); search
 latency p50/p95/p99 as the client sees it, the query's embedding included, one request at a time (memsvc over
 HTTP on loopback, the others in-process); storage (table and index bytes from Postgres, per memory); and evidence
 access (SR@10, FR@10, R@1 on the dataset's queries, each searched within its user, as the eval harness scores
@@ -70,6 +71,9 @@ class System(Protocol):
 
     def storage(self) -> dict[str, int]:
         """Bytes of each table (indexes and TOAST included) holding the memories."""
+
+    def database(self) -> str:
+        """The URL of the database holding its tables."""
 
 
 @dataclass
@@ -125,9 +129,12 @@ class Memsvc:
         return [self._document_of.get(hit.memory_id, hit.memory_id) for hit in hits]
 
     def storage(self) -> dict[str, int]:
+        return _table_bytes(self.database(), MEMSVC_TABLES)
+
+    def database(self) -> str:
         url = prepare.database_url(self._server)
         assert url is not None, "the embedded server's database must be reachable"
-        return _table_bytes(url, MEMSVC_TABLES)
+        return url
 
     def close(self) -> None:
         self._http.close()
@@ -170,7 +177,6 @@ class PlainPgvector:
                 copy.set_types(["text", "text", "text", "vector"])
                 for document, vector in zip(batch, vectors, strict=True):
                     copy.write_row((document.id, document.user_id, document.text, vector))
-        self._conn.execute("ANALYZE memories")
 
     def search(self, query: Query, now: datetime | None) -> list[str]:
         vector = self._embedder.embed([query.text])[0]
@@ -182,6 +188,9 @@ class PlainPgvector:
 
     def storage(self) -> dict[str, int]:
         return _table_bytes(self.url, ("memories",))
+
+    def database(self) -> str:
+        return self.url
 
     def close(self) -> None:
         self._conn.close()
@@ -243,6 +252,9 @@ class Mem0:
 
     def storage(self) -> dict[str, int]:
         return _table_bytes(self.url, None)
+
+    def database(self) -> str:
+        return self.url
 
     def close(self) -> None:
         self._memory.vector_store.connection_pool.close()
@@ -315,6 +327,7 @@ def measure(system: System, dataset: Dataset, searches: int) -> Measured:
     system.ingest(dataset.documents)
     ingest_s = time.perf_counter() - started
     prepare.say(f"{system.name}: searchable after {ingest_s:.1f} s")
+    _analyze(system.database())  # every system's planner statistics as autovacuum would soon have them
     queries = dataset.queries
     for query in queries[:WARMUP]:
         system.search(query, dataset.now)
@@ -343,6 +356,13 @@ def _table_bytes(url: str, tables: Sequence[str] | None) -> dict[str, int]:
         if tables is None:
             tables = [row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
         return {t: int(conn.execute("SELECT pg_total_relation_size(%s)", (t,)).fetchone()[0]) for t in tables}
+
+
+def _analyze(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        conn.execute("ANALYZE")
 
 
 def _new_database(server_url: str, prefix: str) -> str:
