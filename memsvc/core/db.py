@@ -2,12 +2,13 @@
 
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, Engine, any_, bindparam, create_engine, event, text
+from sqlalchemy import ClauseElement, ColumnElement, Connection, Engine, any_, bindparam, create_engine, event, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from memsvc.core.errors import ServiceUnavailable
@@ -103,10 +104,42 @@ def tenant_session(factory: sessionmaker[Session], tenant_id: uuid.UUID) -> Iter
         yield session
 
 
-def id_in(column: Any, ids: Iterable[uuid.UUID]) -> ColumnElement[bool]:
+def id_in(column: Any, ids: Iterable[uuid.UUID], name: str | None = None) -> ColumnElement[bool]:
     """`column = ANY(:ids)`: one array parameter, so the statement is the same (and compiled once) for any number
-    of ids, where `IN` renders a parameter per id, built anew for every list."""
-    return column == any_(bindparam(None, list(ids), type_=ARRAY(UUID(as_uuid=True))))
+    of ids, where `IN` renders a parameter per id, built anew for every list. `name`: the parameter's, for a
+    statement reused with other ids (Statements)."""
+    return column == any_(bindparam(name, list(ids), type_=ARRAY(UUID(as_uuid=True))))
+
+
+Statement = TypeVar("Statement", bound=ClauseElement)
+
+
+class Statements:
+    """Read statements built once per shape and reused. SQLAlchemy memoizes a statement's cache key on the object
+    and finds its compiled form by that key: a reused statement skips building, keying and compiling, which for
+    a search's CTEs cost 1-2 ms each, several times their time in Postgres (bench/results/compare-steps/). Every
+    value such a statement needs is a named parameter given at each execution; when a shape is first built, `get`
+    checks that the parameters given are exactly the statement's, so no value of the call that built it can stay
+    in it."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._built: dict[Hashable, Any] = {}
+        self._size = size
+
+    def get(self, key: Hashable, build: Callable[[], Statement], parameters: Mapping[str, Any]) -> Statement:
+        statement: Statement | None = self._built.get(key)
+        if statement is None:
+            statement = build()
+            named = set(statement.compile(dialect=_DIALECT).params)
+            if named != set(parameters):
+                raise ValueError(f"statement {key!r}: parameters {sorted(named)} given as {sorted(parameters)}")
+            if len(self._built) >= self._size:
+                self._built.clear()  # shapes are few (filters set, options); this only bounds a runaway
+            self._built[key] = statement
+        return statement
+
+
+_DIALECT = postgresql_psycopg.dialect()
 
 
 def pgvector_version(conn: Connection) -> tuple[int, ...] | None:

@@ -5,14 +5,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import delete, exists, func, select, text, update
+from sqlalchemy import Select, Uuid, bindparam, delete, exists, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from memsvc.core.db import id_in
+from memsvc.core.db import Statements, id_in
 from memsvc.embeddings.encoding import Column
 from memsvc.embeddings.profiles import StorageProfile
-from memsvc.memories.repository import RESTATING_LEVELS
+from memsvc.memories.repository import restating_level
 from memsvc.models import EmbeddingFit, EmbeddingSpace, Memory, MemoryEmbedding, Tenant
 
 
@@ -140,18 +140,23 @@ class SearchState:
 
 
 def search_state(db: Session, tenant_id: uuid.UUID) -> SearchState:
-    restating = (
-        select(Memory.id)
-        .where(Memory.tenant_id == tenant_id, Memory.consolidation_level.in_(RESTATING_LEVELS))
-        .limit(1)
-        .exists()
-    )
-    row = db.execute(
-        select(Tenant.embedding_space_id, Tenant.storage_profile, Tenant.search_defaults, restating).where(
-            Tenant.id == tenant_id
-        )
-    ).one()
+    parameters = {"tenant_id": tenant_id}
+    row = db.execute(_statements.get("search_state", _search_state_statement, parameters), parameters).one()
     return SearchState(row[0], row[1], row[2], bool(row[3]))
+
+
+def _search_state_statement() -> Select[Any]:
+    tenant_id = bindparam("tenant_id", type_=Uuid)
+    restating = select(Memory.id).where(Memory.tenant_id == tenant_id, restating_level(Memory.consolidation_level))
+    return select(
+        Tenant.embedding_space_id,
+        Tenant.storage_profile,
+        Tenant.search_defaults,
+        restating.limit(literal_column("1")).exists(),
+    ).where(Tenant.id == tenant_id)
+
+
+_statements = Statements()
 
 
 def store_vectors(

@@ -7,15 +7,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Text,
+    any_,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import AliasedClass
 
-from memsvc.core.db import id_in
+from memsvc.core.db import Statements, id_in
 from memsvc.models import Memory, MemoryLink, MemoryVersion
 
 RESTATING_LEVELS = ("segment", "session", "profile", "fact")  # consolidation levels that restate their sources
+_statements = Statements()  # the statements searches read memories with (see Statements)
 
 
 @dataclass(frozen=True)
@@ -37,37 +52,70 @@ class MemoryFilter:
     # (False: what clients wrote, and the procedures consolidation learned); or both (None).
     restatements: bool | None = None
 
+    def parameters(self) -> dict[str, Any]:
+        """The values `apply` binds, by parameter name: a statement built once for filters of one `shape` runs
+        with each filter's own (memsvc.core.db.Statements)."""
+        bound = {
+            "where_tenant_id": self.tenant_id,
+            "where_user_id": self.user_id,
+            "where_agent_id": self.agent_id,
+            "where_session_id": self.session_id,
+            "where_types": list(self.types) or None,
+            "where_occurred_after": self.occurred_after,
+            "where_occurred_before": self.occurred_before,
+            "where_metadata": self.metadata or None,
+            "where_valid_at": self.valid_at,
+            "where_entities": list(self.entities) or None,
+            "where_mentions_any": list(self.mentions_any) or None,
+        }
+        return {name: value for name, value in bound.items() if value is not None}
+
+    def shape(self) -> tuple[Any, ...]:
+        """What the statements `apply` narrows depend on: which filters are set, not their values."""
+        return (*self.parameters(), self.restatements)
+
     def apply(self, query: Select[Any], memory: "type[Memory] | AliasedClass[Memory]" = Memory) -> Select[Any]:
-        """`query` narrowed to these memories, as rows of `memory` (the table, or rows of it read otherwise)."""
-        query = query.where(memory.tenant_id == self.tenant_id)
-        if self.user_id is not None:
-            query = query.where(memory.user_id == self.user_id)
-        if self.agent_id is not None:
-            query = query.where(memory.agent_id == self.agent_id)
-        if self.session_id is not None:
-            query = query.where(memory.session_id == self.session_id)
-        if self.types:
-            query = query.where(memory.type.in_(list(self.types)))
-        if self.occurred_after is not None:
-            query = query.where(memory.occurred_at >= self.occurred_after)
-        if self.occurred_before is not None:
-            query = query.where(memory.occurred_at < self.occurred_before)
-        if self.metadata:
-            query = query.where(memory.metadata_.contains(self.metadata))
-        if self.valid_at is not None:
+        """`query` narrowed to these memories, as rows of `memory` (the table, or rows of it read otherwise). Every
+        value is a parameter named as in `parameters`."""
+        bound = self.parameters()
+
+        def value(name: str, type_: Any = None) -> Any:
+            return bindparam(name, bound[name], type_=type_)
+
+        query = query.where(memory.tenant_id == value("where_tenant_id"))
+        if "where_user_id" in bound:
+            query = query.where(memory.user_id == value("where_user_id"))
+        if "where_agent_id" in bound:
+            query = query.where(memory.agent_id == value("where_agent_id"))
+        if "where_session_id" in bound:
+            query = query.where(memory.session_id == value("where_session_id"))
+        if "where_types" in bound:
+            query = query.where(memory.type == any_(value("where_types", ARRAY(String))))
+        if "where_occurred_after" in bound:
+            query = query.where(memory.occurred_at >= value("where_occurred_after"))
+        if "where_occurred_before" in bound:
+            query = query.where(memory.occurred_at < value("where_occurred_before"))
+        if "where_metadata" in bound:
+            query = query.where(memory.metadata_.contains(value("where_metadata", JSONB)))
+        if "where_valid_at" in bound:
+            valid_at = value("where_valid_at")
             query = query.where(
-                (memory.valid_from.is_(None) | (memory.valid_from <= self.valid_at))
-                & (memory.valid_to.is_(None) | (memory.valid_to > self.valid_at))
+                (memory.valid_from.is_(None) | (memory.valid_from <= valid_at))
+                & (memory.valid_to.is_(None) | (memory.valid_to > valid_at))
             )
-        if self.entities:
-            query = query.where(memory.entities.contains(list(self.entities)))
-        if self.mentions_any:
-            query = query.where(memory.entities.overlap(list(self.mentions_any)))
+        if "where_entities" in bound:
+            query = query.where(memory.entities.contains(value("where_entities", ARRAY(Text))))
+        if "where_mentions_any" in bound:
+            query = query.where(memory.entities.overlap(value("where_mentions_any", ARRAY(Text))))
         if self.restatements is not None:
-            level = memory.consolidation_level
-            restating = level.in_(RESTATING_LEVELS)
-            query = query.where(restating if self.restatements else level.is_(None) | ~restating)
+            restating = restating_level(memory.consolidation_level)
+            query = query.where(restating if self.restatements else memory.consolidation_level.is_(None) | ~restating)
         return query
+
+
+def restating_level(level: Any) -> ColumnElement[bool]:
+    """`level` is one of RESTATING_LEVELS, written into the statement (constants, not parameters)."""
+    return level.in_([literal_column(f"'{name}'") for name in RESTATING_LEVELS])
 
 
 def get(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, *, for_update: bool = False) -> Memory | None:
@@ -166,16 +214,20 @@ def source_ids_of(
     found: dict[uuid.UUID, list[uuid.UUID]] = {}
     if not derived_ids:
         return found
-    rows = db.execute(
-        select(MemoryLink.derived_id, MemoryLink.source_id)
-        .where(
-            MemoryLink.tenant_id == tenant_id,
-            id_in(MemoryLink.derived_id, derived_ids),
-            MemoryLink.relation == "evidence",
+    parameters = {"tenant_id": tenant_id, "ids": list(derived_ids)}
+
+    def build() -> Select[uuid.UUID, uuid.UUID]:
+        return (
+            select(MemoryLink.derived_id, MemoryLink.source_id)
+            .where(
+                MemoryLink.tenant_id == bindparam("tenant_id"),
+                id_in(MemoryLink.derived_id, derived_ids, "ids"),
+                MemoryLink.relation == literal_column("'evidence'"),
+            )
+            .order_by(MemoryLink.derived_id, MemoryLink.source_id)
         )
-        .order_by(MemoryLink.derived_id, MemoryLink.source_id)
-    )
-    for derived, source in rows:
+
+    for derived, source in db.execute(_statements.get("source_ids_of", build, parameters), parameters):
         found.setdefault(derived, []).append(source)
     return found
 

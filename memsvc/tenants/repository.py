@@ -2,11 +2,12 @@
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import String, cast, func, select, update
+from sqlalchemy import Select, String, bindparam, cast, func, literal_column, select, update
 from sqlalchemy.orm import Session
 
-from memsvc.core.db import TENANT_SETTING
+from memsvc.core.db import TENANT_SETTING, Statements
 from memsvc.core.security import hash_api_key
 from memsvc.models import ApiKey, Tenant
 
@@ -22,13 +23,23 @@ class AuthenticatedKey:
 def authenticate(db: Session, secret: str) -> AuthenticatedKey | None:
     """The active key with this secret, and what its tenant allows. The same round trip binds the transaction to
     the tenant for row-level security (set_config runs only for the matching row)."""
-    bind = func.set_config(TENANT_SETTING, cast(ApiKey.tenant_id, String), True)
-    row = db.execute(
+    parameters = {"key_hash": hash_api_key(secret)}
+    row = db.execute(_statements.get("authenticate", _authenticate_statement, parameters), parameters).first()
+    return AuthenticatedKey(row[0], row[1], row[2], row[3]) if row else None
+
+
+def _authenticate_statement() -> Select[Any]:
+    bind = func.set_config(
+        literal_column(f"'{TENANT_SETTING}'"), cast(ApiKey.tenant_id, String), literal_column("true")
+    )
+    return (
         select(ApiKey.id, ApiKey.tenant_id, ApiKey.prefix, Tenant.rate_limit_per_minute, bind)
         .join(Tenant, Tenant.id == ApiKey.tenant_id)
-        .where(ApiKey.key_hash == hash_api_key(secret), ApiKey.revoked_at.is_(None))
-    ).first()
-    return AuthenticatedKey(row[0], row[1], row[2], row[3]) if row else None
+        .where(ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None))
+    )
+
+
+_statements = Statements()
 
 
 def find_active_key(db: Session, secret: str) -> ApiKey | None:
