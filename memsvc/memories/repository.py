@@ -76,7 +76,8 @@ class MemoryFilter:
 
     def apply(self, query: Select[Any], memory: "type[Memory] | AliasedClass[Memory]" = Memory) -> Select[Any]:
         """`query` narrowed to these memories, as rows of `memory` (the table, or rows of it read otherwise). Every
-        value is a parameter named as in `parameters`."""
+        value is a parameter named as in `parameters`, so one statement is narrowed by one filter: a second would
+        share the first one's parameters."""
         bound = self.parameters()
 
         def value(name: str, type_: Any = None) -> Any:
