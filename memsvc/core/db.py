@@ -4,9 +4,21 @@ import re
 import uuid
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, cast
 
-from sqlalchemy import ClauseElement, ColumnElement, Connection, Engine, any_, bindparam, create_engine, event, text
+from sqlalchemy import (
+    ClauseElement,
+    ColumnElement,
+    Connection,
+    Engine,
+    Executable,
+    Result,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
@@ -111,32 +123,36 @@ def id_in(column: Any, ids: Iterable[uuid.UUID], name: str | None = None) -> Col
     return column == any_(bindparam(name, list(ids), type_=ARRAY(UUID(as_uuid=True))))
 
 
-Statement = TypeVar("Statement", bound=ClauseElement)
-
-
 class Statements:
     """Read statements built once per shape and reused. SQLAlchemy memoizes a statement's cache key on the object
     and finds its compiled form by that key: a reused statement skips building, keying and compiling, which for
     a search's CTEs cost 1-2 ms each, several times their time in Postgres (bench/results/compare-steps/). Every
-    value such a statement needs is a named parameter given at each execution; when a shape is first built, `get`
-    checks that the parameters given are exactly the statement's, so no value of the call that built it can stay
-    in it."""
+    value such a statement needs is a named parameter given at each execution; when a shape is first built,
+    `execute` checks that the parameters given are exactly the statement's, so no value of the call that built
+    it can stay in it."""
 
     def __init__(self, size: int = 1024) -> None:
-        self._built: dict[Hashable, Any] = {}
+        self._built: dict[Hashable, Executable] = {}
         self._size = size
 
-    def get(self, key: Hashable, build: Callable[[], Statement], parameters: Mapping[str, Any]) -> Statement:
-        statement: Statement | None = self._built.get(key)
+    def execute(
+        self,
+        db: Session | Connection,
+        key: Hashable,
+        build: Callable[[], Executable],
+        parameters: Mapping[str, Any],
+    ) -> Result[*tuple[Any, ...]]:
+        """The statement of shape `key` (built by `build` the first time) run with `parameters`."""
+        statement = self._built.get(key)
         if statement is None:
             statement = build()
-            named = set(statement.compile(dialect=_DIALECT).params)
+            named = set(cast(ClauseElement, statement).compile(dialect=_DIALECT).params)
             if named != set(parameters):
                 raise ValueError(f"statement {key!r}: parameters {sorted(named)} given as {sorted(parameters)}")
             if len(self._built) >= self._size:
                 self._built.clear()  # shapes are few (filters set, options); this only bounds a runaway
             self._built[key] = statement
-        return statement
+        return db.execute(statement, dict(parameters))
 
 
 _DIALECT = postgresql_psycopg.dialect()

@@ -141,7 +141,7 @@ class SearchState:
 
 def search_state(db: Session, tenant_id: uuid.UUID) -> SearchState:
     parameters = {"tenant_id": tenant_id}
-    row = db.execute(_statements.get("search_state", _search_state_statement, parameters), parameters).one()
+    row = _statements.execute(db, "search_state", _search_state_statement, parameters).one()
     return SearchState(row[0], row[1], row[2], bool(row[3]))
 
 

@@ -228,7 +228,7 @@ def source_ids_of(
             .order_by(MemoryLink.derived_id, MemoryLink.source_id)
         )
 
-    for derived, source in db.execute(_statements.get("source_ids_of", build, parameters), parameters):
+    for derived, source in _statements.execute(db, "source_ids_of", build, parameters):
         found.setdefault(derived, []).append(source)
     return found
 

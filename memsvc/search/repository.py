@@ -66,10 +66,8 @@ def nearest(
             .limit(bindparam("limit"))
         )
 
-    candidates = _statements.get(
-        ("nearest", where.shape(), space.id, encoding.column, encoding.index_dim), build, parameters
-    )
-    return [(memory_id, value) for memory_id, value in db.execute(candidates, parameters)]
+    key = ("nearest", where.shape(), space.id, encoding.column, encoding.index_dim)
+    return [(memory_id, value) for memory_id, value in _statements.execute(db, key, build, parameters)]
 
 
 def nearest_if_few(
@@ -117,7 +115,7 @@ def nearest_if_few(
         )
 
     key = ("nearest_if_few", where.shape(), space.id, encoding.column, encoding.index_dim)
-    rows = db.execute(_statements.get(key, build, parameters), parameters).all()
+    rows = _statements.execute(db, key, build, parameters).all()
     if rows[0].n > few:
         return None
     return [(row.memory_id, row.value) for row in rows if row.memory_id is not None]
@@ -212,10 +210,10 @@ def ranking_facts(
         return query
 
     stored_key = (stored_in[0].id, stored_in[1].column) if stored_in is not None else None
-    query = _statements.get(("facts", where.shape(), stored_key, weighted_words is not None), build, parameters)
+    key = ("facts", where.shape(), stored_key, weighted_words is not None)
     total = sum(weight for _, weight in weighted_words or []) or 1.0
     facts = {}
-    for row in db.execute(query, parameters):
+    for row in _statements.execute(db, key, build, parameters):
         memory_id, seq, at, entities, level, *extra = row
         stored = extra.pop(0) if stored_in is not None else None
         matched = extra.pop(0) if weighted_words is not None else 0.0
@@ -230,7 +228,7 @@ def memories_by_id(db: Session, tenant_id: uuid.UUID, ids: list[uuid.UUID]) -> d
     def build() -> Select[Any]:
         return select(Memory).where(Memory.tenant_id == bindparam("tenant_id"), id_in(Memory.id, ids, "ids"))
 
-    rows = db.scalars(_statements.get("memories_by_id", build, parameters), parameters)
+    rows = _statements.execute(db, "memories_by_id", build, parameters).scalars()
     return {memory.id: memory for memory in rows}
 
 
@@ -272,7 +270,7 @@ def word_frequencies(
             table_rows,
         ).order_by(queries.c.position)
 
-    rows = db.execute(_statements.get(("word_frequencies", where.shape()), build, parameters), parameters).all()
+    rows = _statements.execute(db, ("word_frequencies", where.shape()), build, parameters).all()
     frequencies = [int(count) if lexemes else None for lexemes, count, _, _ in rows]
     return int(rows[0][2]), frequencies, float(rows[0][3] if rows[0][3] is not None else -1)
 
@@ -294,8 +292,12 @@ def text_matches(
     # websearch syntax never fails to parse: user text cannot produce a tsquery syntax error.
     driving = drivers if drivers is not None else [word for word, _ in weighted_words]
     through_index = drivers is not None and among is None
-    parameters = {**where.parameters(), **_word_parameters(weighted_words), "any_word": " or ".join(driving)}
-    parameters["limit"] = limit
+    parameters = {
+        **where.parameters(),
+        **_word_parameters(weighted_words),
+        "any_word": " or ".join(driving),
+        "limit": limit,
+    }
     if among is not None:
         parameters["among"] = among
 
@@ -323,7 +325,7 @@ def text_matches(
         return query.order_by(matched.desc(), breadth, rows.seq).limit(bindparam("limit"))
 
     key = ("text_matches", where.shape(), through_index, pending_only, among is not None)
-    found: Any = db.execute(_statements.get(key, build, parameters), parameters)
+    found = _statements.execute(db, key, build, parameters)
     total = sum(weight for _, weight in weighted_words) or 1.0
     return [(memory_id, min(1.0, float(m) / total)) for memory_id, m in found]
 

@@ -24,7 +24,7 @@ def authenticate(db: Session, secret: str) -> AuthenticatedKey | None:
     """The active key with this secret, and what its tenant allows. The same round trip binds the transaction to
     the tenant for row-level security (set_config runs only for the matching row)."""
     parameters = {"key_hash": hash_api_key(secret)}
-    row = db.execute(_statements.get("authenticate", _authenticate_statement, parameters), parameters).first()
+    row = _statements.execute(db, "authenticate", _authenticate_statement, parameters).first()
     return AuthenticatedKey(row[0], row[1], row[2], row[3]) if row else None
 
 

@@ -18,17 +18,17 @@ def test_a_reused_statement_runs_with_each_calls_values(database_url):
         return select(NUMBERS.c.n).where(NUMBERS.c.n >= bindparam("bound", 3)).order_by(NUMBERS.c.n)
 
     with create_engine(sqlalchemy_url(database_url)).connect() as conn:
-        first = statements.get("at_least", build, {"bound": 3})
-        assert list(conn.execute(first, {"bound": 3}).scalars()) == [3, 4]
-        second = statements.get("at_least", build, {"bound": 2})
-        assert second is first and built == [1]
-        assert list(conn.execute(second, {"bound": 2}).scalars()) == [2, 3, 4]
+        assert list(statements.execute(conn, "at_least", build, {"bound": 3}).scalars()) == [3, 4]
+        assert list(statements.execute(conn, "at_least", build, {"bound": 2}).scalars()) == [2, 3, 4]
+    assert built == [1]
 
 
-def test_a_statement_with_a_value_not_given_by_name_is_refused():
+def test_a_statement_with_a_value_not_given_by_name_is_refused(database_url):
     statements = Statements()
-    with pytest.raises(ValueError, match="param_1"):
-        # .limit(2) binds an unnamed parameter: reused, the 2 would stay in the statement whatever was asked
-        statements.get("limited", lambda: select(NUMBERS.c.n).limit(2), {})
-    with pytest.raises(ValueError, match="unused"):
-        statements.get("extra", lambda: select(NUMBERS.c.n).where(NUMBERS.c.n > literal_column("1")), {"unused": 1})
+    with create_engine(sqlalchemy_url(database_url)).connect() as conn:
+        with pytest.raises(ValueError, match="param_1"):
+            # .limit(2) binds an unnamed parameter: reused, the 2 would stay in the statement whatever was asked
+            statements.execute(conn, "limited", lambda: select(NUMBERS.c.n).limit(2), {})
+        with pytest.raises(ValueError, match="unused"):
+            unfiltered = select(NUMBERS.c.n).where(NUMBERS.c.n > literal_column("1"))
+            statements.execute(conn, "extra", lambda: unfiltered, {"unused": 1})
