@@ -251,7 +251,7 @@ def backlog(server: EmbeddedServer, tenant_id: str | None, timeout_s: float) -> 
     with psycopg.connect(url, autocommit=True) as conn:
         while True:
             row = conn.execute(
-                "SELECT count(*) FILTER (WHERE embedding_status <> 'done') FROM memories WHERE tenant_id = %s",
+                "SELECT count(*) FROM pending_embeddings WHERE tenant_id = %s",
                 (tenant_id,),
             ).fetchone()
             assert row is not None

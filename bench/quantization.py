@@ -610,7 +610,7 @@ def measure_storage(server: EmbeddedServer, tenant: Tenant) -> dict[str, Any]:
     import psycopg
 
     with psycopg.connect(database_url(server), autocommit=True) as conn:
-        (pending,) = one(conn, "SELECT count(*) FROM memories WHERE embedding_status <> 'done'")
+        (pending,) = one(conn, "SELECT count(*) FROM pending_embeddings")
         (space_id,) = one(conn, "SELECT embedding_space_id FROM tenants WHERE id = %s", (tenant.id,))
         before = table_sizes(conn, space_id)
         conn.execute("SET maintenance_work_mem = '1GB'")  # speeds the HNSW rebuild; its size does not depend on it

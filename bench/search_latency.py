@@ -286,7 +286,8 @@ def analyze(server: EmbeddedServer, tenant_id: str | None) -> dict[str, Any]:
 
     with psycopg.connect(url, autocommit=True) as conn:
         pending = conn.execute(
-            "SELECT count(*) FILTER (WHERE embedding_status <> 'done'), count(*) FROM memories WHERE tenant_id = %s",
+            "SELECT count(*) FILTER (WHERE p.memory_id IS NOT NULL), count(*) FROM memories m "
+            "LEFT JOIN pending_embeddings p ON p.memory_id = m.id WHERE m.tenant_id = %s",
             (tenant_id,),
         ).fetchone()
         started = time.perf_counter()
@@ -323,7 +324,8 @@ def wait_until_embedded(server: EmbeddedServer, tenant_id: str | None, expected:
     with psycopg.connect(url, autocommit=True) as conn:
         while True:
             row = conn.execute(
-                "SELECT count(*) FILTER (WHERE embedding_status = 'done'), count(*) FROM memories WHERE tenant_id = %s",
+                "SELECT count(*) FILTER (WHERE p.memory_id IS NULL), count(*) FROM memories m "
+                "LEFT JOIN pending_embeddings p ON p.memory_id = m.id WHERE m.tenant_id = %s",
                 (tenant_id,),
             ).fetchone()
             assert row is not None

@@ -38,6 +38,7 @@ def test_compare_bench_measures_every_system_on_the_same_corpus(tmp_path: Path) 
     assert set(systems["memsvc"]["storage_bytes"]) == {
         "memories",
         "memory_embeddings",
+        "pending_embeddings",
         "memory_links",
         "memory_versions",
     }

@@ -33,11 +33,19 @@ def test_migrations_create_the_schema_with_rls_and_hnsw(pg_server_url: str) -> N
             conn.execute(
                 text(
                     "SELECT relname, relforcerowsecurity FROM pg_class WHERE relname IN "
-                    "('memories', 'memory_links', 'memory_versions', 'idempotency_records', 'memory_embeddings')"
+                    "('memories', 'memory_links', 'memory_versions', 'idempotency_records', 'memory_embeddings', "
+                    "'pending_embeddings')"
                 )
             ).all()
         )
-        tenant_tables = ("memories", "memory_links", "memory_versions", "idempotency_records", "memory_embeddings")
+        tenant_tables = (
+            "memories",
+            "memory_links",
+            "memory_versions",
+            "idempotency_records",
+            "memory_embeddings",
+            "pending_embeddings",
+        )
         assert forced == dict.fromkeys(tenant_tables, True)
         # Registering an embedding space creates its own HNSW index over vectors of its dimension, or over the
         # sign bits of its byte codes (read in place: no stored bits column).
@@ -142,6 +150,46 @@ def test_upgrade_moves_stored_vectors_into_their_space_and_downgrade_brings_them
         restored = conn.execute(text("SELECT embedding::text, embedding_model FROM memories")).all()
         assert [tuple(row) for row in restored] == [(vector, "all-MiniLM-L6-v2")]
     engine.dispose()
+
+
+def test_embedding_queue_upgrade_queues_what_was_not_embedded_and_downgrade_restores_the_statuses(
+    pg_server_url: str,
+) -> None:
+    from alembic import command
+
+    from memsvc.core.migrate import alembic_config
+
+    url = _fresh_database(pg_server_url)
+    command.upgrade(alembic_config(url), "0011_audit_and_rate_limits")
+    engine = create_engine(sqlalchemy_url(url))
+    with engine.begin() as conn:
+        tenant = conn.scalar(text("INSERT INTO tenants (id, name) VALUES (gen_random_uuid(), 'old') RETURNING id"))
+        for content, status, error in [("a", "pending", None), ("b", "failed", "model gone"), ("c", "done", None)]:
+            conn.execute(
+                text(
+                    "INSERT INTO memories (id, tenant_id, user_id, type, content, content_hash, embedding_status, "
+                    "embedding_error) VALUES (gen_random_uuid(), :t, 'u', 'semantic', :c, :h, :s, :e)"
+                ),
+                {"t": tenant, "c": content, "h": content, "s": status, "e": error},
+            )
+    statuses = text(
+        "SELECT m.content, CASE WHEN p.error IS NULL THEN 'pending' ELSE 'failed' END, p.error, "
+        "p.seq = m.seq FROM memories m JOIN pending_embeddings p ON p.memory_id = m.id ORDER BY m.content"
+    )
+
+    upgrade_to_head(url)
+    with engine.connect() as conn:
+        queued = [tuple(row) for row in conn.execute(statuses)]
+        columns = {c["name"] for c in inspect(conn).get_columns("memories")}
+    command.downgrade(alembic_config(url), "0011_audit_and_rate_limits")
+    with engine.connect() as conn:
+        restored = conn.execute(text("SELECT content, embedding_status, embedding_error FROM memories ORDER BY 1"))
+        restored_rows = [tuple(row) for row in restored]
+    engine.dispose()
+
+    assert queued == [("a", "pending", None, True), ("b", "failed", "model gone", True)]
+    assert not {"embedding_status", "embedding_error"} & columns
+    assert restored_rows == [("a", "pending", None), ("b", "failed", "model gone"), ("c", "done", None)]
 
 
 def test_downgrade_refuses_while_vectors_use_a_storage_the_old_schema_lacks(pg_server_url: str) -> None:

@@ -13,7 +13,7 @@ from memsvc.core.db import Statements, id_in
 from memsvc.embeddings.encoding import Column
 from memsvc.embeddings.profiles import StorageProfile
 from memsvc.memories.repository import restating_level
-from memsvc.models import EmbeddingFit, EmbeddingSpace, Memory, MemoryEmbedding, Tenant
+from memsvc.models import EmbeddingFit, EmbeddingSpace, Memory, MemoryEmbedding, PendingEmbedding, Tenant
 
 
 def register_space(db: Session, model_id: str, model_path: str | None, dim: int, profile: StorageProfile) -> int:
@@ -198,6 +198,11 @@ def delete_other_spaces(db: Session, tenant_id: uuid.UUID, keep_space_id: int) -
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def _embedded() -> Any:
+    """The memory is done: no longer queued for embedding (pending, or failed)."""
+    return ~exists().where(PendingEmbedding.memory_id == Memory.id)
+
+
 def _lacks_vector_in(space_id: int) -> Any:
     return ~exists().where(MemoryEmbedding.memory_id == Memory.id, MemoryEmbedding.space_id == space_id)
 
@@ -210,7 +215,7 @@ def claim_unembedded(db: Session, tenant_id: uuid.UUID, space_id: int, after_seq
             select(Memory)
             .where(
                 Memory.tenant_id == tenant_id,
-                Memory.embedding_status == "done",
+                _embedded(),
                 Memory.seq > after_seq,
                 _lacks_vector_in(space_id),
             )
@@ -230,9 +235,7 @@ def switch_if_complete(db: Session, tenant_id: uuid.UUID, space_id: int) -> bool
     if target != space_id:
         return False
     missing = db.scalar(
-        select(Memory.id)
-        .where(Memory.tenant_id == tenant_id, Memory.embedding_status == "done", _lacks_vector_in(space_id))
-        .limit(1)
+        select(Memory.id).where(Memory.tenant_id == tenant_id, _embedded(), _lacks_vector_in(space_id)).limit(1)
     )
     if missing is not None:
         return False
@@ -254,9 +257,7 @@ def count_vectors(db: Session, tenant_id: uuid.UUID, space_id: int) -> int:
 
 
 def count_embedded_memories(db: Session, tenant_id: uuid.UUID) -> int:
-    return int(
-        db.scalar(select(func.count()).where(Memory.tenant_id == tenant_id, Memory.embedding_status == "done")) or 0
-    )
+    return int(db.scalar(select(func.count()).where(Memory.tenant_id == tenant_id, _embedded())) or 0)
 
 
 def search_model_id(db: Session, tenant_id: uuid.UUID) -> str | None:
@@ -310,9 +311,6 @@ def sample_memories(db: Session, tenant_id: uuid.UUID, limit: int) -> list[Memor
     """The tenant's most recent embedded memories: a fitting sample that follows what it stores now."""
     return list(
         db.scalars(
-            select(Memory)
-            .where(Memory.tenant_id == tenant_id, Memory.embedding_status == "done")
-            .order_by(Memory.seq.desc())
-            .limit(limit)
+            select(Memory).where(Memory.tenant_id == tenant_id, _embedded()).order_by(Memory.seq.desc()).limit(limit)
         )
     )

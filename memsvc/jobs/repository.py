@@ -5,9 +5,11 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import case, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from memsvc.models import Job, Memory
+from memsvc.core.db import id_in
+from memsvc.models import Job, Memory, PendingEmbedding
 
 
 def add(
@@ -28,21 +30,26 @@ def get(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:
 
 
 def item_counts(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> dict[str, int]:
-    """How many of an embed job's memories are pending, done and failed."""
-    rows = db.execute(
-        select(Memory.embedding_status, func.count())
+    """How many of an embed job's memories are pending, done (no longer queued) and failed."""
+    queued = PendingEmbedding
+    total, pending, failed = db.execute(
+        select(
+            func.count(),
+            func.count(queued.memory_id).filter(queued.error.is_(None)),
+            func.count(queued.memory_id).filter(queued.error.is_not(None)),
+        )
+        .select_from(Memory)
+        .outerjoin(queued, queued.memory_id == Memory.id)
         .where(Memory.tenant_id == tenant_id, Memory.job_id == job_id)
-        .group_by(Memory.embedding_status)
-    )
-    counts = {"pending": 0, "done": 0, "failed": 0}
-    counts.update({status: int(n) for status, n in rows})
-    return counts
+    ).one()
+    return {"pending": int(pending), "done": int(total - pending - failed), "failed": int(failed)}
 
 
 def item_errors(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID, limit: int) -> list[tuple[uuid.UUID, str]]:
     rows = db.execute(
-        select(Memory.id, Memory.embedding_error)
-        .where(Memory.tenant_id == tenant_id, Memory.job_id == job_id, Memory.embedding_status == "failed")
+        select(Memory.id, PendingEmbedding.error)
+        .join(PendingEmbedding, PendingEmbedding.memory_id == Memory.id)
+        .where(Memory.tenant_id == tenant_id, Memory.job_id == job_id, PendingEmbedding.error.is_not(None))
         .order_by(Memory.seq)
         .limit(limit)
     )
@@ -71,8 +78,10 @@ def start_attempt(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job |
 def finish_if_nothing_pending(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> bool:
     """Mark an embed job done if none of its memories is pending any more; tells whether it was. (A consolidation
     job also embeds what it writes, but it is done only when the whole run is: it says so itself.)"""
-    pending = select(Memory.id).where(
-        Memory.tenant_id == tenant_id, Memory.job_id == job_id, Memory.embedding_status == "pending"
+    pending = (
+        select(Memory.id)
+        .join(PendingEmbedding, PendingEmbedding.memory_id == Memory.id)
+        .where(Memory.tenant_id == tenant_id, Memory.job_id == job_id, PendingEmbedding.error.is_(None))
     )
     result = db.execute(
         update(Job)
@@ -82,14 +91,32 @@ def finish_if_nothing_pending(db: Session, tenant_id: uuid.UUID, job_id: uuid.UU
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def queue_for_embedding(db: Session, tenant_id: uuid.UUID, memory_ids: list[uuid.UUID]) -> None:
+    """Queue these memories for embedding; one queued before (failed, or pending under an older text) is queued
+    afresh."""
+    if not memory_ids:
+        return
+    rows = select(Memory.id, Memory.tenant_id, Memory.seq).where(
+        Memory.tenant_id == tenant_id, id_in(Memory.id, memory_ids)
+    )
+    statement = insert(PendingEmbedding).from_select(["memory_id", "tenant_id", "seq"], rows)
+    db.execute(
+        statement.on_conflict_do_update(
+            index_elements=[PendingEmbedding.memory_id], set_={"error": None, "queued_at": func.now()}
+        )
+    )
+
+
 def claim_pending(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID, limit: int) -> list[Memory]:
-    """Lock up to `limit` pending memories, this job's first, then other pending ones of the tenant so that
-    many small writes share one model call. Rows another worker holds are skipped, not waited for."""
+    """Lock up to `limit` pending memories (and their queue rows), this job's first, then other pending ones of
+    the tenant so that many small writes share one model call. Rows another worker holds are skipped, not
+    waited for."""
     return list(
         db.scalars(
             select(Memory)
-            .where(Memory.tenant_id == tenant_id, Memory.embedding_status == "pending")
-            .order_by(case((Memory.job_id == job_id, 0), else_=1), Memory.seq)
+            .join(PendingEmbedding, PendingEmbedding.memory_id == Memory.id)
+            .where(PendingEmbedding.tenant_id == tenant_id, PendingEmbedding.error.is_(None))
+            .order_by(case((Memory.job_id == job_id, 0), else_=1), PendingEmbedding.seq)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -97,11 +124,7 @@ def claim_pending(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID, limit: i
 
 
 def mark_embedded(db: Session, memories: list[Memory]) -> None:
-    db.execute(
-        update(Memory)
-        .where(Memory.id.in_([m.id for m in memories]))
-        .values(embedding_status="done", embedding_error=None)
-    )
+    db.execute(delete(PendingEmbedding).where(id_in(PendingEmbedding.memory_id, [m.id for m in memories])))
 
 
 def touch(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
@@ -109,10 +132,11 @@ def touch(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
 
 
 def fail_pending(db: Session, tenant_id: uuid.UUID, job_id: uuid.UUID, error: str) -> None:
+    ours = select(Memory.id).where(Memory.tenant_id == tenant_id, Memory.job_id == job_id)
     db.execute(
-        update(Memory)
-        .where(Memory.tenant_id == tenant_id, Memory.job_id == job_id, Memory.embedding_status == "pending")
-        .values(embedding_status="failed", embedding_error=error)
+        update(PendingEmbedding)
+        .where(PendingEmbedding.memory_id.in_(ours), PendingEmbedding.error.is_(None))
+        .values(error=error)
     )
 
 

@@ -180,18 +180,20 @@ def turns_around(db: Session, tenant_id: uuid.UUID, anchors: Iterable[tuple[str,
     )
 
 
-def insert_new(db: Session, rows: list[dict[str, Any]]) -> list[Memory]:
-    """Insert rows, skipping any whose content hash the tenant already has; returns the memories inserted."""
+def insert_new(db: Session, rows: list[dict[str, Any]]) -> dict[str, uuid.UUID]:
+    """Insert rows, skipping any whose content hash the tenant already has; returns the inserted memories' ids by
+    content hash."""
     if not rows:
-        return []
+        return {}
     # executemany form: one cached statement, batched into multi-row INSERTs by SQLAlchemy's insertmanyvalues,
     # rather than a new 100-row statement compiled for every write.
-    return list(
-        db.scalars(
-            insert(Memory).on_conflict_do_nothing(constraint="uq_memories_tenant_content_hash").returning(Memory),
-            rows,
-        )
+    inserted = db.execute(
+        insert(Memory)
+        .on_conflict_do_nothing(constraint="uq_memories_tenant_content_hash")
+        .returning(Memory.content_hash, Memory.id),
+        rows,
     )
+    return {content_hash: memory_id for content_hash, memory_id in inserted}
 
 
 def insert_preserving_ids(db: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:

@@ -269,8 +269,8 @@ def create_memories(
         _row(tenant_id, items[p], hashes[p], job_id, turn_indexes[n], consolidation_level)
         for n, p in enumerate(new_positions)
     ]
-    created = repository.insert_new(db, rows)
-    inserted = {m.content_hash: m.id for m in created}
+    inserted = repository.insert_new(db, rows)
+    jobs.queue_for_embedding(db, tenant_id, list(inserted.values()))
     # Not inserted: stored before (or by a concurrent writer since our lookup): a duplicate.
     raced = [h for h in (hashes[p] for p in new_positions) if h not in inserted]
     known.update(repository.ids_by_hash(db, tenant_id, raced))
@@ -334,7 +334,6 @@ def _row(
         "steps": item.steps,
         "trigger": item.trigger,
         "entities": memory_entities(item.content, item.speaker, item.title),
-        "embedding_status": "pending",
         "job_id": job_id,
         "consolidation_level": consolidation_level,
     }
@@ -406,8 +405,8 @@ def update_memory(db: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, patch
     if _REEMBED_FIELDS & changes.keys():
         # The old vectors describe the old text: drop them; until new ones exist, search finds it lexically.
         embeddings.delete_vectors(db, tenant_id, memory.id)
-        memory.embedding_status = "pending"
         memory.job_id = jobs.add(db, tenant_id, kind="embed").id
+        jobs.queue_for_embedding(db, tenant_id, [memory.id])
     memory.version += 1
     memory.updated_at = func.now()
     repository.add_versions(

@@ -10,6 +10,7 @@ from memsvc.models.memory import (
     Memory,
     MemoryLink,
     MemoryVersion,
+    PendingEmbedding,
     ScopeRecallProjection,
 )
 from memsvc.models.tenant import ApiKey, AuditEntry, Tenant
@@ -28,6 +29,7 @@ __all__ = [
     "MemoryEmbedding",
     "MemoryLink",
     "MemoryVersion",
+    "PendingEmbedding",
     "ScopeRecallProjection",
     "Tenant",
 ]

@@ -18,24 +18,49 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    case,
     func,
+    literal_column,
+    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from memsvc.models.base import Base
 
 MEMORY_TYPES = ("episodic", "dialogue", "semantic", "procedural")
-EMBEDDING_STATUSES = ("pending", "done", "failed")
 CONSOLIDATION_LEVELS = ("segment", "session", "profile", "fact", "procedure")
+
+
+def _constant(value: str) -> Any:
+    """A string written into the SQL, not a bound parameter: statements that load memories are reused with only
+    their own parameters (memsvc.core.db.Statements)."""
+    return literal_column(f"'{value}'", String)
+
+
+class PendingEmbedding(Base):
+    """A memory waiting for its vectors: the embedding queue. A row is written with the memory (or when a PATCH
+    changes its text) and deleted once its vectors are stored, so the wide memory row is written once and never
+    rewritten by the worker (an update of it would add an entry to each of its indexes). `error` set: its embed
+    job gave up on it."""
+
+    __tablename__ = "pending_embeddings"
+    __table_args__ = (
+        Index("ix_pending_embeddings_tenant_seq", "tenant_id", "seq", postgresql_where=text("error IS NULL")),
+    )
+
+    memory_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("memories.id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(BigInteger)  # the memory's: claims take the oldest first
+    error: Mapped[str | None] = mapped_column(Text)
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Memory(Base):
     __tablename__ = "memories"
     __table_args__ = (
         CheckConstraint(f"type IN {MEMORY_TYPES}", name="type_known"),
-        CheckConstraint(f"embedding_status IN {EMBEDDING_STATUSES}", name="embedding_status_known"),
         CheckConstraint("user_id IS NOT NULL OR agent_id IS NOT NULL OR session_id IS NOT NULL", name="has_scope"),
         CheckConstraint(f"consolidation_level IN {CONSOLIDATION_LEVELS}", name="consolidation_level_known"),
         # Exact duplicates in the same scope are stored once: the hash covers scope, type and content.
@@ -48,7 +73,6 @@ class Memory(Base):
         Index("ix_memories_job_id", "job_id"),
         Index("ix_memories_search_tsv", "search_tsv", postgresql_using="gin"),
         Index("ix_memories_entities", "entities", postgresql_using="gin"),
-        Index("ix_memories_pending", "tenant_id", "seq", postgresql_where=text("embedding_status = 'pending'")),
         Index(
             "ix_memories_consolidated",
             "tenant_id",
@@ -84,10 +108,18 @@ class Memory(Base):
     steps: Mapped[list[str] | None] = mapped_column(JSONB)
     trigger: Mapped[str | None] = mapped_column(Text)
 
-    # Done = embedded in every space the tenant's search and re-embedding use (vectors: MemoryEmbedding).
-    embedding_status: Mapped[str] = mapped_column(String(16), server_default="pending")
-    embedding_error: Mapped[str | None] = mapped_column(Text)
-    # The job that (re-)embeds this memory; its progress is counted from these rows.
+    # pending (queued), failed (queued, given up on) or done: embedded in every space the tenant's search and
+    # re-embedding use (vectors: MemoryEmbedding). Read from the queue, never stored here.
+    embedding_status: Mapped[str] = column_property(
+        func.coalesce(
+            select(case((PendingEmbedding.error.is_(None), _constant("pending")), else_=_constant("failed")))
+            .where(PendingEmbedding.memory_id == id)
+            .correlate_except(PendingEmbedding)
+            .scalar_subquery(),
+            _constant("done"),
+        )
+    )
+    # The job that (re-)embeds this memory; its progress is counted from these rows and the queue.
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     # Set on what consolidation derived (memsvc.consolidation): a segment, session or profile summary, or an
     # extracted fact; NULL on what a client wrote, which is the history consolidation reads.

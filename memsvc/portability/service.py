@@ -164,6 +164,7 @@ def import_records(
     }
     rows = [_row(tenant_id, r, job.id if r.id in stale else None) for r in records]
     inserted = repository.insert_preserving_ids(db, rows)
+    jobs.queue_for_embedding(db, tenant_id, [r.id for r in records if r.id in inserted and r.id in stale])
     kept = [r for r in records if r.id in inserted and r.id not in stale]
     if space is not None and encoding is not None and kept:
         vectors = np.asarray([r.embedding for r in kept], dtype=np.float32)
@@ -231,7 +232,6 @@ def _row(tenant_id: uuid.UUID, r: ExportRecord, embed_job_id: uuid.UUID | None) 
         "steps": r.steps,
         "trigger": r.trigger,
         "entities": memory_entities(r.content, r.speaker, r.title),
-        "embedding_status": "pending" if embed_job_id else "done",
         "job_id": embed_job_id,
         "consolidation_level": r.consolidation_level,
     }

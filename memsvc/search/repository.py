@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, aliased
 from memsvc.core.db import SESSION_SETTINGS, Statements, id_in
 from memsvc.embeddings.encoding import SpaceEncoding
 from memsvc.memories.repository import MemoryFilter
-from memsvc.models import EmbeddingSpace, Memory, MemoryEmbedding
+from memsvc.models import EmbeddingSpace, Memory, MemoryEmbedding, PendingEmbedding
 
 MIN_EF_SEARCH = 200
 MAX_EF_SEARCH = 1000
@@ -319,7 +319,10 @@ def text_matches(
         if rows is Memory:
             query = query.where(Memory.search_tsv.bool_op("@@")(any_driver))
         if pending_only:
-            query = query.where(rows.embedding_status == literal_column("'pending'"))  # a few, by their partial index
+            queued = select(PendingEmbedding.memory_id).where(
+                PendingEmbedding.tenant_id == bindparam("where_tenant_id"), PendingEmbedding.error.is_(None)
+            )
+            query = query.where(rows.id.in_(queued))  # a few, by the queue's partial index
         if among is not None:
             query = query.where(id_in(rows.id, among, "among"))
         return query.order_by(matched.desc(), breadth, rows.seq).limit(bindparam("limit"))

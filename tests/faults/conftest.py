@@ -350,7 +350,8 @@ def wait_until_embedded(stack: Stack, tenant_id: str, ids: list[str], timeout_s:
     deadline = started + timeout_s
     while True:
         [(present, done, vectors)] = stack.rows(
-            "SELECT count(*), count(*) FILTER (WHERE m.embedding_status = 'done'), "
+            "SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM pending_embeddings p "
+            "WHERE p.memory_id = m.id)), "
             "count(*) FILTER (WHERE EXISTS (SELECT 1 FROM memory_embeddings e WHERE e.memory_id = m.id)) "
             "FROM memories m WHERE m.tenant_id = :t AND m.id = ANY(CAST(:ids AS uuid[]))",
             t=tenant_id,

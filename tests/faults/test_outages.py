@@ -156,8 +156,9 @@ def test_worker_killed_mid_batch_under_load(stack: Stack, fault_report: FaultRep
         child.send_signal(signal.SIGKILL)
         worker.process.send_signal(signal.SIGKILL)
         [(embedded_at_kill, pending_at_kill)] = stack.rows(
-            "SELECT count(*) FILTER (WHERE embedding_status = 'done'), count(*) FILTER (WHERE embedding_status = "
-            "'pending') FROM memories WHERE tenant_id = :t",
+            "SELECT count(*) FILTER (WHERE p.memory_id IS NULL), count(*) FILTER (WHERE p.error IS NULL AND "
+            "p.memory_id IS NOT NULL) FROM memories m LEFT JOIN pending_embeddings p ON p.memory_id = m.id "
+            "WHERE m.tenant_id = :t",
             t=tenant["id"],
         )
         worker.process.wait(10)

@@ -5,8 +5,10 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
 from memsvc.app import create_app
+from memsvc.core.db import sqlalchemy_url
 from memsvc.core.settings import Settings
 from memsvc.embeddings.embedder import Embedder
 from tests.conftest import TenantHandle, add_memories, assert_problem, wait_for_job
@@ -47,6 +49,29 @@ def test_write_is_accepted_with_a_job_that_reports_every_item_done(client, tenan
         memory = client.get(f"/v1/memories/{result['id']}", headers=tenant.headers).json()
         assert memory["embedding_status"] == "done" and memory["embedding_model"] == "all-MiniLM-L6-v2"
         assert memory["job_id"] == answer["job_id"]
+
+
+def test_embedding_leaves_the_memory_row_as_written(broker_down_client, tenant, settings, database_url, embedder):
+    """The worker's progress lives in the embedding queue: the memory row itself is never rewritten (an update of
+    it would add an entry to every index of the table), and the queue is empty once the job is done."""
+    engine = create_engine(sqlalchemy_url(database_url))
+    rows = text(
+        "SELECT m.id::text, m.xmin::text, p.memory_id IS NOT NULL FROM memories m "
+        "LEFT JOIN pending_embeddings p ON p.memory_id = m.id WHERE m.tenant_id = :t"
+    )
+    # With the broker down nothing embeds them until a worker sweeps: the rows as written can be read first.
+    answer = write(broker_down_client, tenant, "Frank repairs old clocks.", "Grace swims every morning.")
+    with engine.connect() as conn:
+        written = list(conn.execute(rows, {"t": tenant.id}))
+    with TestClient(create_app(settings, database_url, embedder=embedder)) as restarted:
+        job = wait_for_job(restarted, tenant, answer["job_id"])
+    with engine.connect() as conn:
+        after = list(conn.execute(rows, {"t": tenant.id}))
+    engine.dispose()
+
+    assert job["done"] == 2 and len(written) == 2 and all(queued for _, _, queued in written)
+    assert {(memory_id, xmin) for memory_id, xmin, _ in after} == {(memory_id, xmin) for memory_id, xmin, _ in written}
+    assert not any(queued for _, _, queued in after)
 
 
 def test_job_of_another_tenant_or_unknown_is_404(client, tenant, other_tenant):

@@ -139,7 +139,8 @@ def embedding_counts(database_url: str, tenant: TenantHandle) -> tuple[int, int,
     [row] = owner_rows(
         database_url,
         "SELECT count(*), (SELECT count(*) FROM memory_embeddings e WHERE e.tenant_id = :t), "
-        "count(*) FILTER (WHERE embedding_status = 'pending') FROM memories WHERE tenant_id = :t",
+        "(SELECT count(*) FROM pending_embeddings p WHERE p.tenant_id = :t AND p.error IS NULL) "
+        "FROM memories WHERE tenant_id = :t",
         t=tenant.id,
     )
     return int(row[0]), int(row[1]), int(row[2])
