@@ -1,5 +1,6 @@
 """The schema comes only from Alembic, and memsvc refuses clearly to run where pgvector is missing or too old."""
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -190,6 +191,39 @@ def test_embedding_queue_upgrade_queues_what_was_not_embedded_and_downgrade_rest
     assert queued == [("a", "pending", None, True), ("b", "failed", "model gone", True)]
     assert not {"embedding_status", "embedding_error"} & columns
     assert restored_rows == [("a", "pending", None), ("b", "failed", "model gone"), ("c", "done", None)]
+
+
+def test_content_hash_upgrade_stores_the_digest_bytes_and_downgrade_the_hex(pg_server_url: str) -> None:
+    from alembic import command
+
+    from memsvc.core.migrate import alembic_config
+
+    url = _fresh_database(pg_server_url)
+    command.upgrade(alembic_config(url), "0012_embedding_queue")
+    engine = create_engine(sqlalchemy_url(url))
+    digest = "ab" * 32
+    with engine.begin() as conn:
+        tenant = conn.scalar(text("INSERT INTO tenants (id, name) VALUES (gen_random_uuid(), 'old') RETURNING id"))
+        for content, stored in [("hex", digest), ("odd", "made-up")]:
+            conn.execute(
+                text(
+                    "INSERT INTO memories (id, tenant_id, user_id, type, content, content_hash) "
+                    "VALUES (gen_random_uuid(), :t, 'u', 'semantic', :c, :h)"
+                ),
+                {"t": tenant, "c": content, "h": stored},
+            )
+    hashes = text("SELECT content, content_hash FROM memories ORDER BY content")
+
+    upgrade_to_head(url)
+    with engine.connect() as conn:
+        upgraded = [tuple(row) for row in conn.execute(hashes)]
+    command.downgrade(alembic_config(url), "0012_embedding_queue")
+    with engine.connect() as conn:
+        downgraded = [tuple(row) for row in conn.execute(hashes)]
+    engine.dispose()
+
+    assert upgraded == [("hex", bytes.fromhex(digest)), ("odd", hashlib.sha256(b"made-up").digest())]
+    assert downgraded == [("hex", digest), ("odd", hashlib.sha256(b"made-up").hexdigest())]
 
 
 def test_downgrade_refuses_while_vectors_use_a_storage_the_old_schema_lacks(pg_server_url: str) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     case,
     func,
@@ -31,6 +32,20 @@ from memsvc.models.base import Base
 
 MEMORY_TYPES = ("episodic", "dialogue", "semantic", "procedural")
 CONSOLIDATION_LEVELS = ("segment", "session", "profile", "fact", "procedure")
+
+
+class HexDigest(TypeDecorator[str]):
+    """A digest the code handles as hex text, stored as its bytes: half the size in the row and in its unique
+    index (32 bytes for a SHA-256 rather than 64 characters and a length byte)."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> bytes | None:
+        return bytes.fromhex(value) if value is not None else None
+
+    def process_result_value(self, value: bytes | None, dialect: Any) -> str | None:
+        return value.hex() if value is not None else None
 
 
 def _constant(value: str) -> Any:
@@ -97,7 +112,7 @@ class Memory(Base):
     valid_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, server_default="1")
-    content_hash: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(HexDigest())
 
     # dialogue turns
     role: Mapped[str | None] = mapped_column(String(32))

@@ -14,7 +14,11 @@ class ExportRecord(MemoryPublic):
     """One NDJSON line of an export: a memory with everything needed to restore it exactly."""
 
     job_id: uuid.UUID | None = Field(default=None, exclude=True, description="Not exported: operational state.")
-    content_hash: str | None = Field(default=None, description="Dedupe identity (kept so re-import dedupes).")
+    content_hash: str | None = Field(
+        default=None,
+        pattern="^[0-9a-f]{64}$",
+        description="Dedupe identity, a SHA-256 in hex (kept so re-import dedupes); null: computed from the content.",
+    )
     embedding: list[float] | None = Field(
         default=None,
         description="Stored embedding, in the model's coordinates as stored (float16, float8 or int8 values); "

@@ -330,6 +330,7 @@ def without(record, *keys):
         (lambda good: ndjson(hand_written_record(embedding=[0.1] * 10)), 1, "384"),
         (lambda good: ndjson(good, "[1, 2, 3]"), 2, None),
         (lambda good: ndjson(good, hand_written_record(content="nul \u0000 byte")), 2, "content"),
+        (lambda good: ndjson(good, hand_written_record(content_hash="not a digest")), 2, "content_hash"),
     ],
     ids=[
         "invalid-json",
@@ -340,6 +341,7 @@ def without(record, *keys):
         "short-embedding",
         "not-object",
         "nul-in-content",
+        "content-hash-not-hex",
     ],
 )
 def test_bad_import_line_is_a_422_naming_the_line_and_imports_nothing(client, tenant, body, line, mentions):
