@@ -217,17 +217,13 @@ def to_public(
 ) -> list[MemoryPublic]:
     """The memories as the API shows them. `search_model_id`: the model of the tenant's search space, when the
     caller knows it (else it is read)."""
-    sources = repository.source_ids_of(db, tenant_id, [m.id for m in memories])
     # An embedded memory has a vector in the tenant's search space: name that model.
     model = None
     if any(m.embedding_status == "done" for m in memories):
         model = search_model_id or embeddings.search_model_id(db, tenant_id)
     return [
         MemoryPublic.model_validate(m).model_copy(
-            update={
-                "source_ids": sources.get(m.id, []),
-                "embedding_model": model if m.embedding_status == "done" else None,
-            }
+            update={"embedding_model": model if m.embedding_status == "done" else None}
         )
         for m in memories
     ]

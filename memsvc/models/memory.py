@@ -25,7 +25,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, aggregate_order_by
 from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from memsvc.models.base import Base
@@ -70,6 +70,19 @@ class PendingEmbedding(Base):
     seq: Mapped[int] = mapped_column(BigInteger)  # the memory's: claims take the oldest first
     error: Mapped[str | None] = mapped_column(Text)
     queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class MemoryLink(Base):
+    """Evidence link: `derived_id` (a summary, an extracted fact) came from `source_id`."""
+
+    __tablename__ = "memory_links"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    source_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("memories.id", ondelete="CASCADE"), primary_key=True)
+    derived_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("memories.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    relation: Mapped[str] = mapped_column(String(32), server_default="evidence")
 
 
 class Memory(Base):
@@ -134,6 +147,17 @@ class Memory(Base):
             _constant("done"),
         )
     )
+    # The memories this one came from (its evidence links), in a stable order: read with the memory, rather than
+    # by one more statement for every page or search that shows memories.
+    source_ids: Mapped[list[uuid.UUID]] = column_property(
+        func.coalesce(
+            select(func.array_agg(aggregate_order_by(MemoryLink.source_id, MemoryLink.source_id)))
+            .where(MemoryLink.derived_id == id, MemoryLink.relation == _constant("evidence"))
+            .correlate_except(MemoryLink)
+            .scalar_subquery(),
+            literal_column("'{}'::uuid[]"),
+        )
+    )
     # The job that (re-)embeds this memory; its progress is counted from these rows and the queue.
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     # Set on what consolidation derived (memsvc.consolidation): a segment, session or profile summary, or an
@@ -152,19 +176,6 @@ class Memory(Base):
         ),
         deferred=True,
     )
-
-
-class MemoryLink(Base):
-    """Evidence link: `derived_id` (a summary, an extracted fact) came from `source_id`."""
-
-    __tablename__ = "memory_links"
-
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    source_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("memories.id", ondelete="CASCADE"), primary_key=True)
-    derived_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("memories.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
-    relation: Mapped[str] = mapped_column(String(32), server_default="evidence")
 
 
 class MemoryVersion(Base):
