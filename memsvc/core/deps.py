@@ -30,12 +30,26 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
 def get_db(request: Request) -> Iterator[Session]:
-    """A session for this request; the route commits, anything uncommitted is rolled back at the end."""
+    """A session for this request; the route commits, anything uncommitted is rolled back at the end, except
+    that a route marked `ReadsOnly` ends its transaction with COMMIT once it has returned (see there)."""
     with request.app.state.session_factory() as session:
         yield session
+        if getattr(request.state, "reads_only", False) and session.in_transaction():
+            session.commit()
 
 
 DbDep = Annotated[Session, Depends(get_db)]
+
+
+async def _mark_reads_only(request: Request) -> None:
+    request.state.reads_only = True
+
+
+# For routes that only read: their transaction ends with COMMIT, not the rollback at close. Both end a transaction
+# that wrote nothing the same way, but psycopg drops all of a connection's prepared statements on ROLLBACK, so
+# reads that always ended that way had every statement parsed and planned again on every request (a search's
+# seven: bench/results/compare-steps/prepared-statements/).
+ReadsOnly = Depends(_mark_reads_only)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from memsvc.core.deps import DbDep, TenantDep
+from memsvc.core.deps import DbDep, ReadsOnly, TenantDep
 from memsvc.core.errors import NotFound, problem_responses
 from memsvc.jobs import service
 from memsvc.jobs.schemas import JobKind, JobList, JobPublic, JobStatus
@@ -11,7 +11,7 @@ from memsvc.jobs.schemas import JobKind, JobList, JobPublic, JobStatus
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
 
-@router.get("/jobs", operation_id="jobs-list", responses=problem_responses())
+@router.get("/jobs", operation_id="jobs-list", responses=problem_responses(), dependencies=[ReadsOnly])
 def list_jobs(
     db: DbDep,
     tenant: TenantDep,
@@ -23,7 +23,7 @@ def list_jobs(
     return service.list_jobs(db, tenant.tenant_id, kind, status, limit)
 
 
-@router.get("/jobs/{job_id}", operation_id="jobs-get", responses=problem_responses(NotFound))
+@router.get("/jobs/{job_id}", operation_id="jobs-get", responses=problem_responses(NotFound), dependencies=[ReadsOnly])
 def get_job(job_id: uuid.UUID, db: DbDep, tenant: TenantDep) -> JobPublic:
     """Progress of background work: queued, running, done or failed, with per-item counts."""
     return service.get_job(db, tenant.tenant_id, job_id)

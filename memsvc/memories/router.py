@@ -7,7 +7,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 
 from memsvc.audit.service import Actor
-from memsvc.core.deps import DbDep, TenantContext, TenantDep
+from memsvc.core.deps import DbDep, ReadsOnly, TenantContext, TenantDep
 from memsvc.core.errors import Conflict, NotFound, Unprocessable, problem_responses
 from memsvc.idempotency.service import request_fingerprint, run_once
 from memsvc.jobs.dispatch import enqueue_after_commit
@@ -125,7 +125,10 @@ def append_messages(
 
 
 @router.get(
-    "/sessions/{session_id:path}/messages", operation_id="sessions-list_messages", responses=problem_responses()
+    "/sessions/{session_id:path}/messages",
+    operation_id="sessions-list_messages",
+    responses=problem_responses(),
+    dependencies=[ReadsOnly],
 )
 def list_messages(
     session_id: Annotated[str, Path(min_length=1, max_length=256)],
@@ -139,7 +142,7 @@ def list_messages(
     return service.list_memories(db, where, cursor=cursor, limit=limit, ascending=True)
 
 
-@router.get("/memories", operation_id="memories-list", responses=problem_responses())
+@router.get("/memories", operation_id="memories-list", responses=problem_responses(), dependencies=[ReadsOnly])
 def list_memories(
     db: DbDep,
     tenant: TenantDep,
@@ -185,7 +188,12 @@ def forget(
     return report
 
 
-@router.get("/memories/{memory_id}", operation_id="memories-get", responses=problem_responses(NotFound))
+@router.get(
+    "/memories/{memory_id}",
+    operation_id="memories-get",
+    responses=problem_responses(NotFound),
+    dependencies=[ReadsOnly],
+)
 def get_memory(memory_id: uuid.UUID, db: DbDep, tenant: TenantDep) -> MemoryPublic:
     """One memory by id."""
     return service.get_memory(db, tenant.tenant_id, memory_id)
@@ -215,7 +223,12 @@ def delete_memory(memory_id: uuid.UUID, db: DbDep, tenant: TenantDep) -> None:
     db.commit()
 
 
-@router.get("/memories/{memory_id}/history", operation_id="memories-history", responses=problem_responses(NotFound))
+@router.get(
+    "/memories/{memory_id}/history",
+    operation_id="memories-history",
+    responses=problem_responses(NotFound),
+    dependencies=[ReadsOnly],
+)
 def memory_history(memory_id: uuid.UUID, db: DbDep, tenant: TenantDep) -> MemoryHistory:
     """Every version of a memory, oldest first."""
     return service.history(db, tenant.tenant_id, memory_id)

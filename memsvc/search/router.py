@@ -1,6 +1,6 @@
 from fastapi import APIRouter, Request
 
-from memsvc.core.deps import DbDep, TenantDep
+from memsvc.core.deps import DbDep, ReadsOnly, TenantDep
 from memsvc.core.errors import Conflict, problem_responses
 from memsvc.search import service
 from memsvc.search.schemas import SearchRequest, SearchResponse
@@ -8,7 +8,7 @@ from memsvc.search.schemas import SearchRequest, SearchResponse
 router = APIRouter(prefix="/v1", tags=["search"])
 
 
-@router.post("/search", operation_id="search-search", responses=problem_responses(Conflict))
+@router.post("/search", operation_id="search-search", responses=problem_responses(Conflict), dependencies=[ReadsOnly])
 def search(body: SearchRequest, request: Request, db: DbDep, tenant: TenantDep) -> SearchResponse:
     """Find the memories that best answer `query` within the caller's tenant and the given filters: dense,
     lexical, entity and time rankings fused (hybrid), or one of the first two alone; optionally reranked,
