@@ -2,6 +2,7 @@
 connection's prepared statements on ROLLBACK, so reads that always ended that way were parsed and planned again
 on every request; ended with COMMIT, a statement run often enough is prepared once per connection."""
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -27,8 +28,11 @@ def _prepared_statements(engine: Engine) -> list[str]:
             conn.close()
 
 
-def _prepared_after_repeats(app: Any, tenant: TenantHandle, method: str, path: str, **request: Any) -> list[str]:
+def _prepared_after_repeats(
+    new_app: Callable[[], Any], tenant: TenantHandle, method: str, path: str, **request: Any
+) -> list[str]:
     """Send the same request REPEATS times to a fresh app, then read the statements its connections prepared."""
+    app = new_app()
     with TestClient(app) as own:
         for _ in range(REPEATS):
             answer = own.request(method, path, headers=tenant.headers, **request)
@@ -41,16 +45,13 @@ def test_repeated_searches_and_listings_run_prepared_statements(
 ) -> None:
     add_memories(client, tenant, {"content": "Bought hiking boots for the Alps"}, {"content": "Sold the old tent"})
 
+    def new_app() -> Any:
+        return create_app(settings, database_url, embedder=embedder)
+
     searched = _prepared_after_repeats(
-        create_app(settings, database_url, embedder=embedder),
-        tenant,
-        "POST",
-        "/v1/search",
-        json={"query": "hiking boots", "user_id": "u1"},
+        new_app, tenant, "POST", "/v1/search", json={"query": "hiking boots", "user_id": "u1"}
     )
-    listed = _prepared_after_repeats(
-        create_app(settings, database_url, embedder=embedder), tenant, "GET", "/v1/memories", params={"user_id": "u1"}
-    )
+    listed = _prepared_after_repeats(new_app, tenant, "GET", "/v1/memories", params={"user_id": "u1"})
 
     assert any("memory_embeddings" in s for s in searched), searched  # the dense ranking's
     assert any("websearch_to_tsquery" in s for s in searched), searched  # the lexical ranking's
