@@ -60,6 +60,16 @@ WARMUP = 10  # searches before the measured ones, per system
 MEMSVC_TABLES = ("memories", "memory_embeddings", "pending_embeddings", "memory_links", "memory_versions")
 
 
+@dataclass(frozen=True)
+class Relation:
+    """One table (its heap with TOAST, free-space and visibility maps) or one of its indexes, with its bytes."""
+
+    name: str
+    table: str
+    kind: str  # "table" or "index"
+    bytes: int
+
+
 class System(Protocol):
     """One memory store under test, already started."""
 
@@ -71,8 +81,8 @@ class System(Protocol):
     def search(self, query: Query, now: datetime | None) -> list[str]:
         """The document ids of the top TOP_K hits, best first, searched within the query's user."""
 
-    def storage(self) -> dict[str, int]:
-        """Bytes of each table (indexes and TOAST included) holding the memories."""
+    def storage(self) -> list[Relation]:
+        """The tables holding the memories and their indexes, with their bytes."""
 
     def database(self) -> str:
         """The URL of the database holding its tables."""
@@ -85,18 +95,24 @@ class Measured:
     ingest_s: float
     latencies_ms: list[float]
     scores: dict[str, Any]
-    storage: dict[str, int]
+    storage: list[Relation]
 
     def figures(self) -> dict[str, Any]:
-        total = sum(self.storage.values())
+        tables: dict[str, int] = {}
+        for relation in self.storage:
+            tables[relation.table] = tables.get(relation.table, 0) + relation.bytes
+        largest_first = sorted(self.storage, key=lambda r: -r.bytes)
         return {
             "system": self.system,
             "memories": self.memories,
             "ingest_s": round(self.ingest_s, 1),
             "ingest_per_s": round(self.memories / self.ingest_s, 1),
             "search": prepare.summary(self.latencies_ms),
-            "storage_bytes": self.storage,
-            "bytes_per_memory": round(total / self.memories, 1),
+            "storage_bytes": tables,
+            "storage_relations": [
+                {"relation": r.name, "table": r.table, "kind": r.kind, "bytes": r.bytes} for r in largest_first
+            ],
+            "bytes_per_memory": round(sum(tables.values()) / self.memories, 1),
             "evidence": {key: self.scores["overall"][key] for key in ("R@1", "SR@10", "FR@10", "queries")},
         }
 
@@ -130,8 +146,8 @@ class Memsvc:
         hits, _ = self._client.search(query.text, TOP_K, query.user_id, fields)
         return [self._document_of.get(hit.memory_id, hit.memory_id) for hit in hits]
 
-    def storage(self) -> dict[str, int]:
-        return _table_bytes(self.database(), MEMSVC_TABLES)
+    def storage(self) -> list[Relation]:
+        return _relation_bytes(self.database(), MEMSVC_TABLES)
 
     def database(self) -> str:
         url = prepare.database_url(self._server)
@@ -188,8 +204,8 @@ class PlainPgvector:
         ).fetchall()
         return [row[0] for row in rows]
 
-    def storage(self) -> dict[str, int]:
-        return _table_bytes(self.url, ("memories",))
+    def storage(self) -> list[Relation]:
+        return _relation_bytes(self.url, ("memories",))
 
     def database(self) -> str:
         return self.url
@@ -252,8 +268,8 @@ class Mem0:
         found = self._memory.search(query.text, top_k=TOP_K, filters={"user_id": query.user_id or "anonymous"})
         return [self._document_of.get(hit["id"], hit["id"]) for hit in found["results"]]
 
-    def storage(self) -> dict[str, int]:
-        return _table_bytes(self.url, None)
+    def storage(self) -> list[Relation]:
+        return _relation_bytes(self.url, None)
 
     def database(self) -> str:
         return self.url
@@ -348,16 +364,26 @@ def measure(system: System, dataset: Dataset, searches: int) -> Measured:
     return Measured(system.name, len(dataset.documents), ingest_s, latencies, aggregate(scored), system.storage())
 
 
-def _table_bytes(url: str, tables: Sequence[str] | None) -> dict[str, int]:
-    """Bytes of each of `tables` (None: every table of the database's public schema), indexes and TOAST
-    included."""
+def _relation_bytes(url: str, tables: Sequence[str] | None) -> list[Relation]:
+    """Bytes of each of `tables` (None: every table of the database's public schema) and of each of their
+    indexes; together their pg_total_relation_size."""
     import psycopg
 
     with psycopg.connect(_libpq(url), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")  # the visibility map and free space as a settled system has them
         if tables is None:
             tables = [row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
-        return {t: int(conn.execute("SELECT pg_total_relation_size(%s)", (t,)).fetchone()[0]) for t in tables}
+        relations = []
+        for table in tables:
+            heap = conn.execute("SELECT pg_table_size(%s)", (table,)).fetchone()
+            relations.append(Relation(table, table, "table", int(heap[0])))
+            indexes = conn.execute(
+                "SELECT indexrelid::regclass::text, pg_relation_size(indexrelid) FROM pg_index "
+                "WHERE indrelid = %s::regclass",
+                (table,),
+            )
+            relations += [Relation(name, table, "index", int(size)) for name, size in indexes]
+        return relations
 
 
 def _analyze(url: str) -> None:
@@ -458,9 +484,26 @@ def markdown(result: dict[str, Any]) -> str:
         for r in ratios(run):
             ratio = "n/a" if r["ratio"] is None else f"{r['ratio']:.2f}×"
             lines.append(f"| {r['peer']} | {r['figure']} | {ratio} | {r['target']} | {'yes' if r['met'] else 'no'} |")
+        lines += ["", *storage_breakdown(run)]
     if result.get("plot"):
         lines += ["", f"![memsvc, mem0 and pgvector by corpus size]({result['plot']})"]
     return "\n".join(lines) + "\n"
+
+
+def storage_breakdown(run: dict[str, Any]) -> list[str]:
+    """Each system's bytes per memory by table and index, largest first (what is under 1 B a memory left out)."""
+    lines = [
+        "Where the bytes go (bytes per memory; a table's row is its heap with TOAST, an index's row the index):",
+        "",
+        "| system | relation | kind | bytes / memory |",
+        "|---|---|---|---|",
+    ]
+    for s in run["systems"]:
+        for r in s.get("storage_relations", []):
+            per_memory = r["bytes"] / s["memories"]
+            if per_memory >= 1:
+                lines.append(f"| {s['system']} | {r['relation']} | {r['kind']} | {per_memory:,.0f} |")
+    return lines
 
 
 def plot(result: dict[str, Any], path: Path) -> None:

@@ -43,6 +43,15 @@ def test_compare_bench_measures_every_system_on_the_same_corpus(tmp_path: Path) 
         "memory_versions",
     }
 
+    # Where the bytes go: each table and index, adding up to the tables' totals
+    for name, figures in systems.items():
+        relations = figures["storage_relations"]
+        assert sum(r["bytes"] for r in relations) == sum(figures["storage_bytes"].values()), name
+        assert {r["kind"] for r in relations} == {"table", "index"}, name
+    memsvc_relations = {r["relation"] for r in systems["memsvc"]["storage_relations"]}
+    assert {"memories", "memory_embeddings", "ix_memories_search_tsv", "pk_memories"} <= memsvc_relations
+    assert any(r.startswith("ix_memory_embeddings_hnsw") for r in memsvc_relations)
+
     # memsvc's ratio to each peer for every target, with whether it is met
     targets = {(r["peer"], r["figure"]) for r in run["ratios"]}
     assert ("pgvector", "search p95") in targets and ("mem0", "ingest /s") in targets
@@ -51,4 +60,5 @@ def test_compare_bench_measures_every_system_on_the_same_corpus(tmp_path: Path) 
     page = (tmp_path / "compare.md").read_text()
     assert all(f"| {name} |" in page for name in systems)
     assert "| mem0 | ingest /s |" in page
+    assert "| memsvc | memory_embeddings | table |" in page
     assert (tmp_path / "compare.png").stat().st_size > 10_000

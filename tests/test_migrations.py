@@ -226,6 +226,34 @@ def test_content_hash_upgrade_stores_the_digest_bytes_and_downgrade_the_hex(pg_s
     assert downgraded == [("hex", digest), ("odd", hashlib.sha256(b"made-up").hexdigest())]
 
 
+def test_seq_is_unique_by_its_identity_without_an_index_of_its_own(pg_server_url: str) -> None:
+    from alembic import command
+
+    from memsvc.core.migrate import alembic_config
+
+    url = _fresh_database(pg_server_url)
+    upgrade_to_head(url)
+    engine = create_engine(sqlalchemy_url(url))
+    seq_indexes = text("SELECT count(*) FROM pg_indexes WHERE tablename = 'memories' AND indexdef LIKE '%(seq)'")
+    insert_memory = "INSERT INTO memories (id, tenant_id, user_id, type, content, content_hash{}) VALUES " + (
+        "(gen_random_uuid(), :t, 'u', 'semantic', :c, sha256(convert_to(:c, 'UTF8')){})"
+    )
+    with engine.begin() as conn:
+        tenant = conn.scalar(text("INSERT INTO tenants (id, name) VALUES (gen_random_uuid(), 't') RETURNING id"))
+        for content in ("one", "two"):
+            conn.execute(text(insert_memory.format("", "")), {"t": tenant, "c": content})
+        assert conn.scalar(text("SELECT count(DISTINCT seq) FROM memories")) == 2
+        assert conn.scalar(seq_indexes) == 0
+    with pytest.raises(ProgrammingError, match="GENERATED ALWAYS"), engine.begin() as conn:
+        conn.execute(text(insert_memory.format(", seq", ", 1")), {"t": tenant, "c": "three"})
+
+    command.downgrade(alembic_config(url), "0013_content_hash_bytes")
+    with engine.connect() as conn:
+        assert conn.scalar(seq_indexes) == 1
+    upgrade_to_head(url)
+    engine.dispose()
+
+
 def test_downgrade_refuses_while_vectors_use_a_storage_the_old_schema_lacks(pg_server_url: str) -> None:
     from alembic import command
 

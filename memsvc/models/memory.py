@@ -110,8 +110,9 @@ class Memory(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    # Insertion order: stable cursor pagination and turn order within one write.
-    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
+    # Insertion order: stable cursor pagination and turn order within one write. Unique by the identity alone
+    # (migration 0014).
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True))
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     user_id: Mapped[str | None] = mapped_column(String(256))
     agent_id: Mapped[str | None] = mapped_column(String(256))
