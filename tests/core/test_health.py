@@ -47,7 +47,7 @@ def test_readyz_reports_the_head_migration(client):
 
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "ready", "migration": head_revision()}
-    assert head_revision() == "0013_content_hash_bytes"
+    assert head_revision() == "0014_drop_seq_unique"
 
 
 def test_health_routes_need_no_key(client):

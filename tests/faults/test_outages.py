@@ -132,10 +132,11 @@ def test_broker_restart_during_writes(stack: Stack, fault_report: FaultReport) -
 
 
 def _batch_in_flight(stack: Stack) -> bool:
-    """A worker holds claimed memories (`FOR UPDATE` takes a row-share lock on the table until its commit)."""
+    """A worker holds claimed queue rows (`FOR UPDATE` takes a row-share lock on the table until its commit). Not
+    the memories table's lock: a write's foreign-key check on it (FOR KEY SHARE) takes the same lock mode."""
     [(held,)] = stack.rows(
         "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-        "WHERE c.relname = 'memories' AND l.mode = 'RowShareLock' AND l.granted"
+        "WHERE c.relname = 'pending_embeddings' AND l.mode = 'RowShareLock' AND l.granted"
     )
     return bool(held)
 
