@@ -43,11 +43,12 @@ def test_compare_bench_measures_every_system_on_the_same_corpus(tmp_path: Path) 
         "memory_versions",
     }
 
-    # Where the bytes go: each table and index, adding up to the tables' totals
+    # Where the bytes go: each table's heap and each of its indexes
     for name, figures in systems.items():
         relations = figures["storage_relations"]
-        assert sum(r["bytes"] for r in relations) == sum(figures["storage_bytes"].values()), name
-        assert {r["kind"] for r in relations} == {"table", "index"}, name
+        heaps = sorted(r["relation"] for r in relations if r["kind"] == "table")
+        assert heaps == sorted(figures["storage_bytes"]), name
+        assert any(r["kind"] == "index" and r["bytes"] > 0 for r in relations), name
     memsvc_relations = {r["relation"] for r in systems["memsvc"]["storage_relations"]}
     assert {"memories", "memory_embeddings", "ix_memories_search_tsv", "pk_memories"} <= memsvc_relations
     assert any(r.startswith("ix_memory_embeddings_hnsw") for r in memsvc_relations)

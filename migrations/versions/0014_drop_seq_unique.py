@@ -2,7 +2,7 @@
 
 `seq` is an identity column (GENERATED ALWAYS), so Postgres already gives every memory its own value; every read by
 `seq` is within a tenant and goes through ix_memories_tenant_seq. The unique index checked nothing the identity
-does not, and took 25 bytes a memory (bench/results/compare.md, "Where memsvc's bytes go").
+does not, and took 25 bytes a memory (bench/results/compare-steps/storage/10k-before-seq-index.md).
 
 Revision ID: 0014_drop_seq_unique
 Revises: 0013_content_hash_bytes
